@@ -1,0 +1,114 @@
+import { manualSeed, randn, randint } from '../src/engine/random';
+import { setNumThreads } from '../src/engine/runtime';
+import { tidy } from '../src/engine/scope';
+import { noGrad } from '../src/engine/autograd';
+import { Tensor } from '../src/engine/tensor';
+import { crossEntropy } from '../src/nn/functional';
+import { buildModel, modelSpec } from '../src/models/registry';
+import { SGD } from '../src/optim/sgd';
+import { forwardFlops } from './flops';
+import { machineInfo, median, peakRssMb } from './machine';
+import { Peer } from './peer';
+
+export interface ThroughputOptions {
+  arch: string;
+  batch: number;
+  threads: number;
+  steps: number;
+  warmup: number;
+  rounds: number;
+  channelsLast: boolean;
+  peer: boolean;
+}
+
+interface Side {
+  forward_img_s: number;
+  train_img_s: number;
+  forward_ms: number;
+  train_ms: number;
+  forward_gflop_s: number;
+  train_gflop_s: number;
+  peak_rss_mb: number;
+}
+
+function side(batch: number, fwd: number[], train: number[], flops: number, rss: number): Side {
+  const f = median(fwd), t = median(train);
+  return {
+    forward_img_s: batch / f, train_img_s: batch / t, forward_ms: f * 1e3, train_ms: t * 1e3,
+    // A training step costs about 3× the forward FLOPs (forward, input gradient, weight gradient).
+    forward_gflop_s: flops / f / 1e9, train_gflop_s: 3 * flops / t / 1e9, peak_rss_mb: rss,
+  };
+}
+
+/** Times forward passes and SGD training steps of one architecture here and in PyTorch, alternately. */
+export async function runThroughput(o: ThroughputOptions) {
+  const spec = modelSpec(o.arch);
+  setNumThreads(o.threads);
+  manualSeed(0);
+  const model = buildModel(o.arch, 10);
+  const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
+  let x: Tensor = randn([o.batch, 3, spec.inputSize, spec.inputSize]);
+  const y = randint(0, 10, [o.batch]);
+  const flops = forwardFlops(model, x);
+  if (o.channelsLast) {
+    x = x.contiguous('channels_last');
+    noGrad(() => { for (const p of model.parameters()) if (p.ndim === 4) p.copy_(p.contiguous('channels_last')); });
+  }
+
+  const time = (mode: 'forward' | 'train', steps: number): number[] => {
+    const times: number[] = [];
+    if (mode === 'forward') model.eval(); else model.train();
+    for (let i = 0; i < steps; i++) {
+      const t0 = process.hrtime.bigint();
+      if (mode === 'forward') {
+        noGrad(() => tidy(() => { model.forward(x).sum().item(); }));
+      } else {
+        tidy(() => {
+          opt.zeroGrad();
+          const loss = crossEntropy(model.forward(x), y);
+          loss.backward();
+          opt.step();
+        });
+      }
+      times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    return times;
+  };
+
+  const peer = o.peer ? new Peer('throughput.py') : null;
+  let peerSetup: any = null;
+  const ours = { forward: [] as number[], train: [] as number[] };
+  const theirs = { forward: [] as number[], train: [] as number[] };
+  try {
+    if (peer) {
+      peerSetup = await peer.request({ cmd: 'setup', arch: o.arch, batch: o.batch, threads: o.threads, channels_last: o.channelsLast, method: 'finetune' });
+    }
+    for (const mode of ['forward', 'train'] as const) {
+      time(mode, o.warmup);
+      if (peer) await peer.request({ cmd: 'time', mode, steps: 0, warmup: o.warmup });
+      for (let r = 0; r < o.rounds; r++) {
+        ours[mode].push(...time(mode, o.steps));
+        if (peer) theirs[mode].push(...(await peer.request({ cmd: 'time', mode, steps: o.steps, warmup: 0 })).times);
+      }
+    }
+    const adafilter = side(o.batch, ours.forward, ours.train, flops, peakRssMb());
+    const result: Record<string, unknown> = {
+      arch: o.arch, batch: o.batch, threads: o.threads, method: 'finetune', channels_last: o.channelsLast,
+      steps_timed: o.steps * o.rounds, forward_gflop: flops / 1e9, machine: machineInfo(), adafilter,
+    };
+    if (peer) {
+      const rss = (await peer.request({ cmd: 'rss' })).peak_rss_mb;
+      const pytorch = { ...side(o.batch, theirs.forward, theirs.train, flops, rss), torch: peerSetup.torch, forward_gflop: peerSetup.forward_flops / 1e9 };
+      Object.assign(result, {
+        pytorch,
+        train_ratio: adafilter.train_img_s / pytorch.train_img_s,
+        forward_ratio: adafilter.forward_img_s / pytorch.forward_img_s,
+      });
+    }
+    return result;
+  } finally {
+    await peer?.close();
+    model.dispose();
+    opt.stateDict().state.forEach((s) => Object.values(s).forEach((t) => typeof t === 'object' && t.dispose()));
+  }
+}

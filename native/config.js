@@ -1,0 +1,54 @@
+'use strict';
+// Prints the compiler and linker settings binding.gyp needs for the libtorch we build against:
+// Debian's libtorch-dev by default, or the folder named by LIBTORCH (the official libtorch archive,
+// or the torch/ folder of a pip install), which is how CUDA builds are made elsewhere.
+const fs = require('fs');
+const path = require('path');
+
+function settings() {
+  const root = process.env.LIBTORCH;
+  if (!root) {
+    return {
+      include_dirs: ['/usr/include/torch/csrc/api/include'],
+      libraries: ['-ltorch', '-ltorch_cpu', '-lc10'],
+      cflags: ['-std=c++17', '-D_GLIBCXX_USE_CXX11_ABI=1'],
+      ldflags: [],
+    };
+  }
+  const inc = path.join(root, 'include');
+  const lib = path.join(root, 'lib');
+  for (const p of [inc, lib]) {
+    if (!fs.existsSync(p)) throw new Error(`LIBTORCH=${root}: missing ${p} (expected a libtorch folder with include/ and lib/)`);
+  }
+  const has = (name) => fs.existsSync(path.join(lib, name));
+  const libraries = ['-ltorch', '-ltorch_cpu', '-lc10'];
+  // Without --no-as-needed the linker drops libtorch_cuda (nothing references it by symbol) and
+  // CUDA kernels never register.
+  const ldflags = [`-L${lib}`, `-Wl,-rpath,${lib}`];
+  if (has('libtorch_cuda.so')) {
+    ldflags.push('-Wl,--no-as-needed');
+    libraries.push('-ltorch_cuda', '-lc10_cuda');
+  }
+  const versionH = path.join(inc, 'torch/csrc/api/include/torch/version.h');
+  const major = fs.existsSync(versionH)
+    ? Number((/TORCH_VERSION_MAJOR (\d+)/.exec(fs.readFileSync(versionH, 'utf8')) || [])[1] || 1)
+    : 1;
+  const std = process.env.TORCH_CXX_STD || (major >= 2 ? 'c++20' : 'c++17');
+  // Older pip wheels use the pre-C++11 std::string ABI; the library's own symbols tell which.
+  let abi = process.env.TORCH_CXX11_ABI;
+  if (abi === undefined) {
+    const c10 = fs.readFileSync(path.join(lib, 'libc10.so'));
+    abi = c10.includes('St7__cxx11') || c10.includes('NSt7__cxx11') ? '1' : '0';
+  }
+  return {
+    include_dirs: [inc, path.join(inc, 'torch/csrc/api/include')],
+    libraries,
+    cflags: [`-std=${std}`, `-D_GLIBCXX_USE_CXX11_ABI=${abi}`],
+    ldflags,
+  };
+}
+
+const key = process.argv[2];
+const s = settings();
+if (!(key in s)) throw new Error(`config.js: unknown key ${key}`);
+process.stdout.write(s[key].join(' '));

@@ -1,0 +1,64 @@
+#include <napi.h>
+
+#include "caching_allocator.h"
+#include "dispatch.h"
+#include "errors.h"
+#include "tensor_handle.h"
+
+#define DECLARE(name) Napi::Value name(const Napi::CallbackInfo& info);
+DECLARE(FromBuffer)
+DECLARE(ToBuffer)
+DECLARE(Meta)
+DECLARE(Shape)
+DECLARE(SetNumThreads)
+DECLARE(GetNumThreads)
+DECLARE(ManualSeed)
+DECLARE(SetGradEnabled)
+DECLARE(IsGradEnabled)
+DECLARE(SetAutocast)
+DECLARE(Backward)
+DECLARE(Grad)
+DECLARE(TensorGrad)
+DECLARE(SetTensorGrad)
+DECLARE(SetRequiresGrad)
+DECLARE(LiveTensors)
+DECLARE(Version)
+DECLARE(CudaDeviceCount)
+DECLARE(ParallelInfo)
+DECLARE(EmptyCache)
+DECLARE(CachedBytes)
+
+#define EXPORT(jsName, fn) exports.Set(jsName, Napi::Function::New(env, guarded<fn>, jsName))
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  installCachingAllocator();
+  exports.Set("TensorHandle", TensorHandle::Define(env));
+  EXPORT("findOp", FindOp);
+  EXPORT("call", Call);
+  EXPORT("callVoid", CallVoid);
+  EXPORT("opSchema", OpSchema);
+  EXPORT("fromBuffer", FromBuffer);
+  EXPORT("toBuffer", ToBuffer);
+  EXPORT("meta", Meta);
+  EXPORT("shape", Shape);
+  EXPORT("setNumThreads", SetNumThreads);
+  EXPORT("getNumThreads", GetNumThreads);
+  EXPORT("manualSeed", ManualSeed);
+  EXPORT("setGradEnabled", SetGradEnabled);
+  EXPORT("isGradEnabled", IsGradEnabled);
+  EXPORT("setAutocast", SetAutocast);
+  EXPORT("backward", Backward);
+  EXPORT("grad", Grad);
+  EXPORT("tensorGrad", TensorGrad);
+  EXPORT("setTensorGrad", SetTensorGrad);
+  EXPORT("setRequiresGrad", SetRequiresGrad);
+  EXPORT("liveTensors", LiveTensors);
+  EXPORT("version", Version);
+  EXPORT("cudaDeviceCount", CudaDeviceCount);
+  EXPORT("parallelInfo", ParallelInfo);
+  EXPORT("emptyCache", EmptyCache);
+  EXPORT("cachedBytes", CachedBytes);
+  return exports;
+}
+
+NODE_API_MODULE(adafilter, Init)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Idempotent setup for a fresh Debian/Ubuntu machine: system packages (only those missing), npm
+# dependencies (when the lockfile changed), the native addon and the TypeScript build (when their
+# sources changed). Safe to run before every command; a no-op when everything is current.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# libtorch and its headers; PyTorch as the reference and benchmark peer; OpenBLAS because libtorch's
+# matrix products go through the system BLAS and Debian's reference BLAS is 10x slower;
+# fonts-noto-core and dataset-fashion-mnist for the offline datasets.
+APT_PACKAGES=(build-essential python3 libtorch-dev python3-torch python3-torchvision libopenblas0-openmp
+  fonts-noto-core dataset-fashion-mnist)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ -z "${LIBTORCH:-}" ] || [ "${missing[*]}" != "libtorch-dev" ]; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    log "installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+mkdir -p .stamps
+stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-32; }
+
+lock=$(stamp_of package.json package-lock.json)
+if [ ! -d node_modules ] || [ "$(cat .stamps/npm 2>/dev/null)" != "$lock" ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  echo "$lock" > .stamps/npm
+fi
+
+native=$(stamp_of native/binding.gyp native/config.js native/src/* ; echo "${LIBTORCH:-debian}")
+if [ ! -f native/build/Release/adafilter.node ] || [ "$(cat .stamps/native 2>/dev/null)" != "$native" ]; then
+  log "building the native addon (libtorch: ${LIBTORCH:-Debian libtorch-dev})"
+  jobs=$(nproc 2>/dev/null || echo 2)
+  # --nodedir: Node's headers ship with the machine's Node; without it node-gyp downloads them.
+  nodedir=$(dirname "$(dirname "$(command -v node)")")
+  (cd native && npx --no-install node-gyp rebuild --nodedir="$nodedir" -j "$jobs" >&2)
+  echo "$native" > .stamps/native
+fi
+
+ts=$(stamp_of tsconfig.json $(find src bench test -name '*.ts' | sort))
+if [ ! -f dist/src/index.js ] || [ "$(cat .stamps/tsc 2>/dev/null)" != "$ts" ]; then
+  log "compiling TypeScript"
+  rm -rf dist
+  npx --no-install tsc -p .
+  echo "$ts" > .stamps/tsc
+fi

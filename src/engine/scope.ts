@@ -1,0 +1,59 @@
+/**
+ * Deterministic release of native memory. Every tensor made while a scope is open belongs to it;
+ * closing the scope disposes them all except what the scope returns (handed to the enclosing scope)
+ * and what was kept. A training step in tidy() leaves no intermediates behind, whatever the GC does.
+ */
+export interface Disposable {
+  dispose(): void;
+}
+
+const stack: Set<Disposable>[] = [];
+
+export function track<T extends Disposable>(t: T): T {
+  const top = stack[stack.length - 1];
+  if (top) top.add(t);
+  return t;
+}
+
+/** Removes t from whatever scope owns it, so it outlives the scope (parameters, optimizer state). */
+export function keep<T extends Disposable>(t: T): T {
+  for (const s of stack) s.delete(t);
+  return t;
+}
+
+function collect(value: unknown, out: Set<unknown>, depth = 0): void {
+  if (value === null || typeof value !== 'object' || depth > 4) return;
+  if (typeof (value as Disposable).dispose === 'function') {
+    out.add(value);
+    return;
+  }
+  if (Array.isArray(value)) for (const v of value) collect(v, out, depth + 1);
+  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out, depth + 1);
+}
+
+/**
+ * Runs fn in a new scope; tensors it returns (directly, in arrays or plain objects) survive into the
+ * enclosing scope, everything else made inside is disposed — also when fn throws.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Disposable>();
+  stack.push(scope);
+  let result: T;
+  try {
+    result = fn();
+    if (result instanceof Promise) throw new Error('tidy(): fn must be synchronous');
+  } catch (e) {
+    stack.pop();
+    for (const t of scope) t.dispose();
+    throw e;
+  }
+  stack.pop();
+  const survivors = new Set<unknown>();
+  collect(result, survivors);
+  const parent = stack[stack.length - 1];
+  for (const t of scope) {
+    if (survivors.has(t)) parent?.add(t);
+    else t.dispose();
+  }
+  return result;
+}
