@@ -1,0 +1,40 @@
+import { Command } from './command';
+import { isInputError } from '../errors';
+import { benchCommand } from './commands/bench';
+
+const commands: Command[] = [benchCommand];
+
+function help(): string {
+  const lines = ['usage: adafilter <command> [options]', '', 'commands:'];
+  for (const c of commands) lines.push(`  ${c.name.padEnd(12)} ${c.summary}`);
+  lines.push('', "Run 'adafilter <command> --help' for a command's options.");
+  return lines.join('\n');
+}
+
+/** Runs the CLI; returns the exit code: 0 ok, 2 bad input, 1 internal error. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(help() + '\n');
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    process.stderr.write(`adafilter: unknown command '${name}' (try 'adafilter --help')\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(command.usage + '\n');
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (e) {
+    if (isInputError(e)) {
+      process.stderr.write(`adafilter ${name}: ${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`adafilter ${name}: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+    return 1;
+  }
+}
