@@ -26,17 +26,19 @@ DECLARE(Version)
 DECLARE(CudaDeviceCount)
 DECLARE(ParallelInfo)
 DECLARE(EmptyCache)
+DECLARE(Dispose)
+DECLARE(IsLive)
 DECLARE(CachedBytes)
 
 #define EXPORT(jsName, fn) exports.Set(jsName, Napi::Function::New(env, guarded<fn>, jsName))
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   installCachingAllocator();
-  exports.Set("TensorHandle", TensorHandle::Define(env));
   EXPORT("findOp", FindOp);
   EXPORT("call", Call);
   EXPORT("callVoid", CallVoid);
   EXPORT("opSchema", OpSchema);
+  EXPORT("opReturns", OpReturns);
   EXPORT("fromBuffer", FromBuffer);
   EXPORT("toBuffer", ToBuffer);
   EXPORT("meta", Meta);
@@ -57,6 +59,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("cudaDeviceCount", CudaDeviceCount);
   EXPORT("parallelInfo", ParallelInfo);
   EXPORT("emptyCache", EmptyCache);
+  EXPORT("dispose", Dispose);
+  EXPORT("isLive", IsLive);
   EXPORT("cachedBytes", CachedBytes);
   return exports;
 }

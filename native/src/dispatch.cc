@@ -265,6 +265,25 @@ Napi::Value CallVoid(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// opReturns(id) -> one letter per result: 't' tensor handle, 'l' list of handles, 'v' plain value.
+// Handles are numbers, so the JS side needs this to tell a tensor result from a scalar one.
+Napi::Value OpReturns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Op& op = opFrom(info);
+  const auto& returns = op.handle.schema().returns();
+  Napi::Array out = Napi::Array::New(env, returns.size());
+  for (size_t i = 0; i < returns.size(); i++) {
+    c10::TypePtr type = returns[i].type();
+    if (auto opt = type->cast<c10::OptionalType>()) type = opt->getElementType();
+    const char* kind = "v";
+    if (type->kind() == c10::TypeKind::TensorType) kind = "t";
+    else if (type->kind() == c10::TypeKind::ListType &&
+             type->expectRef<c10::ListType>().getElementType()->kind() == c10::TypeKind::TensorType) kind = "l";
+    out.Set(i, Napi::String::New(env, kind));
+  }
+  return out;
+}
+
 Napi::Value OpSchema(const Napi::CallbackInfo& info) {
   const Op& op = opFrom(info);
   std::ostringstream s;

@@ -8,3 +8,4 @@ Napi::Value FindOp(const Napi::CallbackInfo& info);
 Napi::Value Call(const Napi::CallbackInfo& info);
 Napi::Value CallVoid(const Napi::CallbackInfo& info);
 Napi::Value OpSchema(const Napi::CallbackInfo& info);
+Napi::Value OpReturns(const Napi::CallbackInfo& info);

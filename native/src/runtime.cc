@@ -147,3 +147,12 @@ Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
 Napi::Value CachedBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(cachedCpuBytes()));
 }
+
+// dispose(handle) -> whether it was live; disposing twice is harmless
+Napi::Value Dispose(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), TensorHandle::Dispose(info.Env(), info[0]));
+}
+
+Napi::Value IsLive(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), TensorHandle::IsLive(info[0]));
+}

@@ -1,103 +1,102 @@
 #include "tensor_handle.h"
 
-#include <atomic>
+#include <vector>
 
 #include "errors.h"
 
 namespace {
-Napi::FunctionReference* constructor = nullptr;
-at::Tensor* pending = nullptr;
-std::atomic<int64_t> live{0};
-// Bytes released by finalizers, reported to V8 at the next ordinary call: adjusting V8's external
-// memory from inside a GC finalizer is not safe.
-std::atomic<int64_t> unreported{0};
 
-int64_t bytesOf(const at::Tensor& t) {
-  if (!t.defined() || !t.has_storage()) return 0;
-  return static_cast<int64_t>(t.storage().nbytes());
-}
+struct Slot {
+  at::Tensor tensor;
+  uint32_t generation = 0;
+  int64_t bytes = 0;
+};
 
-// Tells V8 how much native memory its handles hold, so the GC safety net runs under pressure.
-// Batched: a V8 call per tensor would cost more than small operations themselves.
+constexpr double kIndexSpan = 16777216.0;  // 2^24 slots; the generation fills the rest of 53 bits
+constexpr uint32_t kGenerationMod = 1u << 29;
+
+std::vector<Slot> slots;
+std::vector<uint32_t> freeSlots;
+int64_t live = 0;
+
+// Native bytes held by handles, told to V8 so that forgotten tensors are collected under memory
+// pressure. Batched: a V8 call per tensor would cost more than small operations.
 int64_t pendingReport = 0;
 constexpr int64_t kReportGranularity = 4 << 20;
 
 void report(Napi::Env env, int64_t delta) {
-  pendingReport += delta - unreported.exchange(0);
+  pendingReport += delta;
   if (pendingReport >= kReportGranularity || pendingReport <= -kReportGranularity) {
     Napi::MemoryManagement::AdjustExternalMemory(env, pendingReport);
     pendingReport = 0;
   }
 }
+
+int64_t bytesOf(const at::Tensor& t) {
+  if (!t.has_storage()) return 0;
+  return static_cast<int64_t>(t.storage().nbytes());
+}
+
+// The slot a JS value names, or nullptr (not a handle, out of range, or disposed).
+Slot* lookup(Napi::Value v) {
+  if (!v.IsNumber()) return nullptr;
+  double id = v.As<Napi::Number>().DoubleValue();
+  if (!(id >= 0) || id != static_cast<double>(static_cast<int64_t>(id))) return nullptr;
+  auto n = static_cast<int64_t>(id);
+  auto index = static_cast<size_t>(n % static_cast<int64_t>(kIndexSpan));
+  auto generation = static_cast<uint32_t>(n / static_cast<int64_t>(kIndexSpan));
+  if (index >= slots.size()) return nullptr;
+  Slot& s = slots[index];
+  if (s.generation != generation || !s.tensor.defined()) return nullptr;
+  return &s;
+}
+
 }  // namespace
 
-Napi::Function TensorHandle::Define(Napi::Env env) {
-  Napi::Function ctor = DefineClass(env, "TensorHandle",
-                                    {InstanceMethod("dispose", &TensorHandle::Dispose),
-                                     InstanceAccessor("disposed", &TensorHandle::Disposed, nullptr)});
-  constructor = new Napi::FunctionReference(Napi::Persistent(ctor));
-  return ctor;
-}
+namespace TensorHandle {
 
-Napi::Value TensorHandle::Wrap(Napi::Env env, at::Tensor t) {
+Napi::Value Wrap(Napi::Env env, at::Tensor t) {
   if (!t.defined()) return env.Null();
-  pending = &t;
-  Napi::Object obj;
-  try {
-    obj = constructor->New({});
-  } catch (...) {
-    pending = nullptr;
-    throw;
+  uint32_t index;
+  if (!freeSlots.empty()) {
+    index = freeSlots.back();
+    freeSlots.pop_back();
+  } else {
+    if (slots.size() >= static_cast<size_t>(kIndexSpan)) fail(env, "too many live tensors (16M): dispose() what you no longer need");
+    index = static_cast<uint32_t>(slots.size());
+    slots.emplace_back();
   }
-  pending = nullptr;
-  return obj;
-}
-
-TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorHandle>(info) {
-  if (pending == nullptr) {
-    throw Napi::TypeError::New(info.Env(), "TensorHandle is made by the engine, not constructed from JS");
-  }
-  tensor_ = std::move(*pending);
-  pending = nullptr;
-  reportedBytes_ = bytesOf(tensor_);
+  Slot& s = slots[index];
+  s.bytes = bytesOf(t);
+  s.tensor = std::move(t);
   live++;
-  report(info.Env(), reportedBytes_);
+  report(env, s.bytes);
+  return Napi::Number::New(env, s.generation * kIndexSpan + index);
 }
 
-TensorHandle::~TensorHandle() {
-  if (tensor_.defined()) {
-    unreported += reportedBytes_;
-    live--;
-    tensor_.reset();
+const at::Tensor& From(Napi::Value v, const char* what) {
+  Slot* s = lookup(v);
+  if (s == nullptr) {
+    if (v.IsNumber()) fail(v.Env(), std::string(what) + ": tensor used after dispose()");
+    fail(v.Env(), std::string(what) + ": expected a tensor");
   }
+  return s->tensor;
 }
 
-void TensorHandle::Release() {
-  if (!tensor_.defined()) return;
-  tensor_.reset();
+bool Dispose(Napi::Env env, Napi::Value v) {
+  Slot* s = lookup(v);
+  if (s == nullptr) return false;
+  s->tensor.reset();
+  s->generation = (s->generation + 1) % kGenerationMod;
+  report(env, -s->bytes);
+  s->bytes = 0;
   live--;
-  report(Env(), -reportedBytes_);
-  reportedBytes_ = 0;
+  freeSlots.push_back(static_cast<uint32_t>(s - slots.data()));
+  return true;
 }
 
-Napi::Value TensorHandle::Dispose(const Napi::CallbackInfo& info) {
-  Release();
-  return info.Env().Undefined();
-}
+bool IsLive(Napi::Value v) { return lookup(v) != nullptr; }
 
-Napi::Value TensorHandle::Disposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), !tensor_.defined());
-}
+int64_t Live() { return live; }
 
-bool TensorHandle::Is(Napi::Value v) {
-  return v.IsObject() && v.As<Napi::Object>().InstanceOf(constructor->Value());
-}
-
-const at::Tensor& TensorHandle::From(Napi::Value v, const char* what) {
-  if (!Is(v)) fail(v.Env(), std::string(what) + ": expected a tensor");
-  TensorHandle* h = Unwrap(v.As<Napi::Object>());
-  if (!h->tensor_.defined()) fail(v.Env(), std::string(what) + ": tensor used after dispose()");
-  return h->tensor_;
-}
-
-int64_t TensorHandle::Live() { return live.load(); }
+}  // namespace TensorHandle

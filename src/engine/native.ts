@@ -1,11 +1,8 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 
-/** A handle owning one at::Tensor inside the addon. */
-export interface TensorHandle {
-  dispose(): void;
-  readonly disposed: boolean;
-}
+/** A number naming one at::Tensor in the addon's table (slot and generation). */
+export type TensorHandle = number;
 
 export interface TensorMeta {
   shape: number[];
@@ -23,6 +20,11 @@ export interface Native {
   call(op: number, args: Arg[], kwargs?: Record<string, Arg>): any;
   callVoid(op: number, args: Arg[], kwargs?: Record<string, Arg>): void;
   opSchema(op: number): string;
+  opReturns(op: number): ('t' | 'l' | 'v')[];
+  dispose(t: TensorHandle): boolean;
+  isLive(t: TensorHandle): boolean;
+  emptyCache(): number;
+  cachedBytes(): number;
   fromBuffer(data: ArrayBufferView, dtype: number, shape: number[]): TensorHandle;
   toBuffer(t: TensorHandle): ArrayBuffer;
   meta(t: TensorHandle): TensorMeta;
@@ -56,15 +58,22 @@ function load(): Native {
 
 export const native: Native = load();
 
-const opIds = new Map<string, number>();
+/** A resolved ATen operator: its id in the addon and what kind each result is. */
+export interface Op {
+  id: number;
+  returns: ('t' | 'l' | 'v')[];
+}
 
-/** Resolves an ATen operator once ("aten::conv2d", overload "") and caches its id. */
-export function opId(name: string, overload = ''): number {
+const ops = new Map<string, Op>();
+
+/** Resolves an ATen operator once ("aten::conv2d", overload "") and caches it. */
+export function op(name: string, overload = ''): Op {
   const key = `${name}.${overload}`;
-  let id = opIds.get(key);
-  if (id === undefined) {
-    id = native.findOp(name, overload);
-    opIds.set(key, id);
+  let o = ops.get(key);
+  if (o === undefined) {
+    const id = native.findOp(name, overload);
+    o = { id, returns: native.opReturns(id) };
+    ops.set(key, o);
   }
-  return id;
+  return o;
 }

@@ -1,4 +1,4 @@
-import { native, opId, TensorHandle } from './native';
+import { native, op, Op, TensorHandle } from './native';
 import { DType, dtypeCode, dtypeName, TypedArray, typedArrayFor } from './dtype';
 import { track, keep } from './scope';
 
@@ -7,12 +7,13 @@ type Operand = Tensor | number;
 
 /** Calls an ATen operator by name; tensors in args are unwrapped, a tensor result wrapped. */
 export function aten(name: string, overload: string, args: unknown[], kwargs?: Record<string, unknown>): any {
-  return wrapResult(native.call(opId(name, overload), unwrapArgs(args), kwargs && unwrapKwargs(kwargs)));
+  const o = op(name, overload);
+  return wrapResults(o, native.call(o.id, unwrapArgs(args), kwargs && unwrapKwargs(kwargs)));
 }
 
 /** The same, for in-place operators whose result is the tensor they were called on. */
 export function atenVoid(name: string, overload: string, args: unknown[], kwargs?: Record<string, unknown>): void {
-  native.callVoid(opId(name, overload), unwrapArgs(args), kwargs && unwrapKwargs(kwargs));
+  native.callVoid(op(name, overload).id, unwrapArgs(args), kwargs && unwrapKwargs(kwargs));
 }
 
 function unwrap(a: unknown): unknown {
@@ -31,11 +32,17 @@ function unwrapKwargs(kwargs: Record<string, unknown>): Record<string, unknown> 
   return out;
 }
 
-function wrapResult(r: unknown): any {
-  if (r === null || typeof r !== 'object') return r;
-  if (Array.isArray(r)) return r.map(wrapResult);
-  return new Tensor(r as TensorHandle);
+function wrap(kind: 't' | 'l' | 'v', r: any): any {
+  if (r === null || kind === 'v') return r;
+  return kind === 't' ? new Tensor(r) : (r as TensorHandle[]).map((h) => new Tensor(h));
 }
+
+function wrapResults(o: Op, r: any): any {
+  return o.returns.length === 1 ? wrap(o.returns[0], r) : o.returns.map((k, i) => wrap(k, r[i]));
+}
+
+// Safety net only: a tensor that was never disposed is freed some time after the GC collects it.
+const finalizer = new FinalizationRegistry<TensorHandle>((h) => native.dispose(h));
 
 /**
  * An n-dimensional array in libtorch. Operations return new tensors; methods ending in `_` modify
@@ -47,6 +54,7 @@ export class Tensor {
 
   constructor(handle: TensorHandle, tracked = true) {
     this.#handle = handle;
+    finalizer.register(this, handle, this);
     if (tracked) track(this);
   }
 
@@ -60,19 +68,21 @@ export class Tensor {
   protected static takeHandle(t: Tensor): TensorHandle {
     const h = t.handle;
     keep(t);
+    finalizer.unregister(t);
     t.#handle = null;
     return h;
   }
 
   dispose(): void {
     if (this.#handle !== null) {
-      this.#handle.dispose();
+      native.dispose(this.#handle);
+      finalizer.unregister(this);
       this.#handle = null;
     }
   }
 
   get isDisposed(): boolean {
-    return this.#handle === null || this.#handle.disposed;
+    return this.#handle === null || !native.isLive(this.#handle);
   }
 
   // ---- metadata ----
@@ -103,7 +113,7 @@ export class Tensor {
     return d instanceof BigInt64Array ? Array.from(d, Number) : Array.from(d as ArrayLike<number>);
   }
   item(): number {
-    const v = native.call(opId('aten::item'), [this.handle]);
+    const v = native.call(op('aten::item').id, [this.handle]);
     return typeof v === 'boolean' ? Number(v) : v;
   }
 
