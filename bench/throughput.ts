@@ -19,6 +19,8 @@ export interface ThroughputOptions {
   rounds: number;
   channelsLast: boolean;
   peer: boolean;
+  /** Input side in pixels; the architecture's own by default. */
+  inputSize?: number;
 }
 
 interface Side {
@@ -40,6 +42,8 @@ function side(batch: number, fwd: number[], train: number[], flops: number, rss:
   };
 }
 
+const settle = () => new Promise((resolve) => setTimeout(resolve, 200));
+
 /** Times forward passes and SGD training steps of one architecture here and in PyTorch, alternately. */
 export async function runThroughput(o: ThroughputOptions) {
   const spec = modelSpec(o.arch);
@@ -47,12 +51,12 @@ export async function runThroughput(o: ThroughputOptions) {
   manualSeed(0);
   const model = buildModel(o.arch, 10);
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
-  let x: Tensor = randn([o.batch, 3, spec.inputSize, spec.inputSize]);
+  const size = o.inputSize ?? spec.inputSize;
+  let x: Tensor = randn([o.batch, 3, size, size]);
   const y = randint(0, 10, [o.batch]);
-  const flops = forwardFlops(model, x);
   if (o.channelsLast) {
     x = x.contiguous('channels_last');
-    noGrad(() => { for (const p of model.parameters()) if (p.ndim === 4) p.copy_(p.contiguous('channels_last')); });
+    model.to('channels_last');
   }
 
   const time = (mode: 'forward' | 'train', steps: number): number[] => {
@@ -81,19 +85,26 @@ export async function runThroughput(o: ThroughputOptions) {
   const theirs = { forward: [] as number[], train: [] as number[] };
   try {
     if (peer) {
-      peerSetup = await peer.request({ cmd: 'setup', arch: o.arch, batch: o.batch, threads: o.threads, channels_last: o.channelsLast, method: 'finetune' });
+      peerSetup = await peer.request({ cmd: 'setup', arch: o.arch, batch: o.batch, threads: o.threads, input_size: size, channels_last: o.channelsLast, method: 'finetune' });
     }
     for (const mode of ['forward', 'train'] as const) {
       time(mode, o.warmup);
       if (peer) await peer.request({ cmd: 'time', mode, steps: 0, warmup: o.warmup });
       for (let r = 0; r < o.rounds; r++) {
         ours[mode].push(...time(mode, o.steps));
-        if (peer) theirs[mode].push(...(await peer.request({ cmd: 'time', mode, steps: o.steps, warmup: 0 })).times);
+        if (!peer) continue;
+        // OpenMP workers spin for a while after their last parallel region; let the other side's
+        // go idle before timing this one, or they steal one of the two cores.
+        await settle();
+        theirs[mode].push(...(await peer.request({ cmd: 'time', mode, steps: o.steps, warmup: 0 })).times);
+        await settle();
       }
     }
+    // Counted after timing: it patches layer prototypes, which slows later calls (V8 deopts).
+    const flops = forwardFlops(model, x);
     const adafilter = side(o.batch, ours.forward, ours.train, flops, peakRssMb());
     const result: Record<string, unknown> = {
-      arch: o.arch, batch: o.batch, threads: o.threads, method: 'finetune', channels_last: o.channelsLast,
+      arch: o.arch, batch: o.batch, threads: o.threads, input_size: size, method: 'finetune', channels_last: o.channelsLast,
       steps_timed: o.steps * o.rounds, forward_gflop: flops / 1e9, machine: machineInfo(), adafilter,
     };
     if (peer) {

@@ -27,6 +27,7 @@ DECLARE(CudaDeviceCount)
 DECLARE(ParallelInfo)
 DECLARE(EmptyCache)
 DECLARE(Dispose)
+DECLARE(SetData)
 DECLARE(IsLive)
 DECLARE(CachedBytes)
 
@@ -60,6 +61,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("parallelInfo", ParallelInfo);
   EXPORT("emptyCache", EmptyCache);
   EXPORT("dispose", Dispose);
+  EXPORT("setData", SetData);
   EXPORT("isLive", IsLive);
   EXPORT("cachedBytes", CachedBytes);
   return exports;

@@ -56,7 +56,7 @@ Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// meta(handle) -> { shape, dtype, device, requiresGrad, isLeaf, hasGradFn }
+// meta(handle) -> { shape, strides, dtype, device, requiresGrad, isLeaf }
 Napi::Value Meta(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const at::Tensor& t = TensorHandle::From(info[0], "meta");
@@ -64,6 +64,9 @@ Napi::Value Meta(const Napi::CallbackInfo& info) {
   Napi::Array shape = Napi::Array::New(env, t.dim());
   for (int64_t i = 0; i < t.dim(); i++) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.size(i))));
   out.Set("shape", shape);
+  Napi::Array strides = Napi::Array::New(env, t.dim());
+  for (int64_t i = 0; i < t.dim(); i++) strides.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.stride(i))));
+  out.Set("strides", strides);
   out.Set("dtype", Napi::Number::New(env, static_cast<int>(t.scalar_type())));
   out.Set("device", Napi::String::New(env, t.device().str()));
   out.Set("requiresGrad", Napi::Boolean::New(env, t.requires_grad()));

@@ -156,3 +156,13 @@ Napi::Value Dispose(const Napi::CallbackInfo& info) {
 Napi::Value IsLive(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), TensorHandle::IsLive(info[0]));
 }
+
+// setData(handle, source): the handle's tensor takes source's storage, shape, strides and dtype while
+// keeping its identity and autograd leaf status (PyTorch's `param.data = source`). Used to move a
+// parameter to another memory format or device without the optimizer losing track of it.
+Napi::Value SetData(const Napi::CallbackInfo& info) {
+  const at::Tensor& t = TensorHandle::From(info[0], "setData");
+  const at::Tensor& source = TensorHandle::From(info[1], "setData");
+  const_cast<at::Tensor&>(t).set_data(source);
+  return info.Env().Undefined();
+}

@@ -6,6 +6,7 @@ export type TensorHandle = number;
 
 export interface TensorMeta {
   shape: number[];
+  strides: number[];
   dtype: number;
   device: string;
   requiresGrad: boolean;
@@ -22,6 +23,7 @@ export interface Native {
   opSchema(op: number): string;
   opReturns(op: number): ('t' | 'l' | 'v')[];
   dispose(t: TensorHandle): boolean;
+  setData(t: TensorHandle, source: TensorHandle): void;
   isLive(t: TensorHandle): boolean;
   emptyCache(): number;
   cachedBytes(): number;

@@ -87,6 +87,7 @@ export class Tensor {
 
   // ---- metadata ----
   get shape(): number[] { return native.shape(this.handle); }
+  get strides(): number[] { return native.meta(this.handle).strides; }
   get ndim(): number { return this.shape.length; }
   get numel(): number { return this.shape.reduce((a, b) => a * b, 1); }
   get dtype(): DType { return dtypeName(native.meta(this.handle).dtype); }
@@ -129,6 +130,9 @@ export class Tensor {
     return aten('aten::contiguous', '', [this], { memory_format: format === 'channels_last' ? 2 : 0 });
   }
   detach(): Tensor { return aten('aten::detach', '', [this]); }
+
+  /** Swaps in source's data (storage, shape, strides, dtype) keeping this tensor's identity: PyTorch's `t.data = source`. */
+  setData_(source: Tensor): this { native.setData(this.handle, source.handle); return this; }
 
   // ---- autograd ----
   requiresGrad_(flag = true): this { native.setRequiresGrad(this.handle, flag); return this; }

@@ -115,6 +115,25 @@ export abstract class Module {
     return { missing, unexpected };
   }
 
+  /**
+   * Moves 4-d parameters and buffers to a memory format (channels_last is faster for convolutions
+   * on CPU) or every tensor to a device, in place: optimizers keep pointing at the same parameters.
+   */
+  to(target: 'channels_last' | 'contiguous' | string): this {
+    noGrad(() => {
+      for (const t of this.stateDict().values()) {
+        const moved = target === 'channels_last' || target === 'contiguous'
+          ? (t.ndim === 4 ? t.contiguous(target) : null)
+          : t.to(target);
+        if (moved) {
+          t.setData_(moved);
+          moved.dispose();
+        }
+      }
+    });
+    return this;
+  }
+
   /** Frees every parameter and buffer now rather than at GC. */
   dispose(): void {
     for (const t of this.stateDict().values()) t.dispose();

@@ -68,3 +68,17 @@ test('freeze stops gradients; train/eval switch every submodule', () => {
   m.train();
   assert.ok(m.modules().every((x) => x.training));
 });
+
+test("to('channels_last') changes strides in place and keeps outputs and optimizer identity", () => {
+  manualSeed(4);
+  const m = new SmallCnn().eval();
+  const x = randn([2, 3, 8, 8]);
+  const w = m.conv1.weight;
+  const before = noGrad(() => tidy(() => m.forward(x).toArray()));
+  m.to('channels_last');
+  assert.equal(m.conv1.weight, w);
+  assert.deepEqual(w.strides, [27, 1, 9, 3]);
+  assert.equal(w.requiresGrad, true);
+  const after = noGrad(() => tidy(() => m.forward(x.contiguous('channels_last')).toArray()));
+  after.forEach((v, i) => assert.ok(Math.abs(v - before[i]) < 1e-5));
+});

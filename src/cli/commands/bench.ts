@@ -1,11 +1,43 @@
 import { Command, intFlag, parseFlags } from '../command';
 import { InputError } from '../../errors';
 import { runThroughput } from '../../../bench/throughput';
+import { runDataBench } from '../../../bench/data';
 
 const usage = `usage: adafilter bench throughput [--arch A] [--batch N] [--threads N] [--steps N] [--warmup N]
                                   [--rounds N] [--channels-last] [--no-peer] [--json]
   Times forward passes and SGD training steps here and in PyTorch (Debian python3-torch),
-  alternately in one run; prints images/s for both and the ratio adafilter / pytorch.`;
+  alternately in one run; prints images/s for both and the ratio adafilter / pytorch.
+
+usage: adafilter bench data --data NAME [--batch N] [--size PX] [--workers N] [--seconds S]
+                            [--arch A] [--threads N] [--json]
+  Images/s the input pipeline delivers with augmentation, next to the images/s that training
+  the backbone (default resnet20) consumes at that input size, measured one after the other.`;
+
+async function data(argv: string[]): Promise<number> {
+  const { values } = parseFlags(argv, {
+    data: { type: 'string' }, batch: { type: 'string' }, size: { type: 'string' }, workers: { type: 'string' },
+    seconds: { type: 'string' }, arch: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
+  }, 'bench data');
+  if (!values.data) throw new InputError('bench data: --data NAME is required (see adafilter datasets list)');
+  const batch = intFlag(values.batch as string | undefined, 'batch', 32);
+  const size = intFlag(values.size as string | undefined, 'size', 32);
+  const threads = intFlag(values.threads as string | undefined, 'threads', 2);
+  const pipeline = await runDataBench({
+    data: values.data as string, batch, imageSize: size,
+    workers: intFlag(values.workers as string | undefined, 'workers', 2),
+    seconds: intFlag(values.seconds as string | undefined, 'seconds', 5),
+  });
+  const training = await runThroughput({
+    arch: (values.arch as string | undefined) ?? 'resnet20', batch, threads, steps: 3, warmup: 1, rounds: 2,
+    channelsLast: false, peer: false, inputSize: size,
+  });
+  const trainImgS = (training.adafilter as { train_img_s: number }).train_img_s;
+  const result = { ...pipeline, arch: training.arch, train_img_s: trainImgS, pipeline_to_training: pipeline.images_per_s / trainImgS, machine: training.machine };
+  if (values.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  else process.stdout.write(`${result.data}: pipeline ${pipeline.images_per_s.toFixed(0)} img/s with augmentation (${pipeline.workers} workers), ` +
+    `training ${result.arch} consumes ${trainImgS.toFixed(0)} img/s: ${result.pipeline_to_training.toFixed(1)}x\n`);
+  return 0;
+}
 
 async function throughput(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
@@ -17,9 +49,9 @@ async function throughput(argv: string[]): Promise<number> {
     arch: (values.arch as string | undefined) ?? 'resnet20',
     batch: intFlag(values.batch as string | undefined, 'batch', 32),
     threads: intFlag(values.threads as string | undefined, 'threads', 2),
-    steps: intFlag(values.steps as string | undefined, 'steps', 5),
+    steps: intFlag(values.steps as string | undefined, 'steps', 3),
     warmup: intFlag(values.warmup as string | undefined, 'warmup', 2, 0),
-    rounds: intFlag(values.rounds as string | undefined, 'rounds', 3),
+    rounds: intFlag(values.rounds as string | undefined, 'rounds', 5),
     channelsLast: Boolean(values['channels-last']),
     peer: !values['no-peer'],
   });
@@ -37,11 +69,12 @@ async function throughput(argv: string[]): Promise<number> {
 
 export const benchCommand: Command = {
   name: 'bench',
-  summary: 'benchmarks: throughput (adafilter vs PyTorch)',
+  summary: 'benchmarks: throughput (adafilter vs PyTorch), data (input pipeline)',
   usage,
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub === 'throughput') return throughput(rest);
-    throw new InputError(`unknown benchmark '${sub ?? ''}' (available: throughput)`);
+    if (sub === 'data') return data(rest);
+    throw new InputError(`unknown benchmark '${sub ?? ''}' (available: throughput, data)`);
   },
 };
