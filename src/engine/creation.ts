@@ -46,6 +46,8 @@ export function tensor(data: NestedNumbers | ArrayLike<number> | BigInt64Array, 
     flat = values;
     if (opts.shape) shape = opts.shape;
   }
+  // BigInt values cannot go through Float32Array.from and friends.
+  if (flat instanceof BigInt64Array && dtype !== 'int64') flat = Array.from(flat, Number);
   const n = shape.reduce((a, b) => a * b, 1);
   if (n !== flat.length) throw new Error(`tensor(): ${flat.length} values do not fill shape [${shape}]`);
   let t: Tensor;

@@ -109,10 +109,14 @@ export class Tensor {
     const t = this.to('float32');
     try { return t.data() as Float32Array; } finally { t.dispose(); }
   }
+  /** The elements as JS numbers (16-bit floats converted to their values, int64 rounded past 2^53). */
   toArray(): number[] {
+    const dt = this.dtype;
+    if (dt === 'bfloat16' || dt === 'float16') return Array.from(this.toFloat32Array());
     const d = this.data();
     return d instanceof BigInt64Array ? Array.from(d, Number) : Array.from(d as ArrayLike<number>);
   }
+  /** The value of a one-element tensor as a JS number (int64 beyond 2^53 loses precision; use data()). */
   item(): number {
     const v = native.call(op('aten::item').id, [this.handle]);
     return typeof v === 'boolean' ? Number(v) : v;
