@@ -23,6 +23,6 @@ export { SGD } from './optim/sgd';
 export { AdamW } from './optim/adamw';
 export { LRScheduler, constant, stepDecay, multiStep, cosine, warmup } from './optim/schedule';
 export type { Schedule } from './optim/schedule';
-export { ResNet, BasicBlock } from './models/resnet';
-export { buildModel, modelNames, modelSpec } from './models/registry';
+export * from './models';
+export * from './io';
 export { InputError } from './errors';

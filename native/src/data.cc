@@ -35,12 +35,18 @@ Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   Napi::TypedArray array = info[0].As<Napi::TypedArray>();
   auto dtype = static_cast<at::ScalarType>(info[1].As<Napi::Number>().Int32Value());
   std::vector<int64_t> shape = shapeFrom(info[2]);
-  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
-  size_t bytes = t.numel() * t.element_size();
+  // Check the size before allocating: a wrong (or hostile) shape must not trigger a huge allocation.
+  size_t itemSize = c10::elementSize(dtype);
+  size_t bytes = itemSize;
+  for (int64_t d : shape) {
+    if (d != 0 && bytes > SIZE_MAX / static_cast<size_t>(d)) fail(env, "fromBuffer: shape too large");
+    bytes *= static_cast<size_t>(d);
+  }
   if (array.ByteLength() != bytes) {
     fail(env, "fromBuffer: " + std::to_string(array.ByteLength()) + " bytes given, shape " +
-                  c10::str(t.sizes()) + " of " + std::string(c10::toString(dtype)) + " needs " + std::to_string(bytes));
+                  c10::str(at::IntArrayRef(shape)) + " of " + std::string(c10::toString(dtype)) + " needs " + std::to_string(bytes));
   }
+  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
   const uint8_t* src = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
   if (bytes > 0) std::memcpy(t.data_ptr(), src, bytes);
   return TensorHandle::Wrap(env, t);

@@ -6,26 +6,34 @@ import { Linear } from '../nn/linear';
 import { Sequential } from '../nn/sequential';
 import * as F from '../nn/functional';
 import { constant_, kaimingNormal_ } from '../nn/init';
+import { Backbone, BlockInfo, ConvBn, convBn } from './backbone';
 
-/** Parameter names follow torchvision (conv1, bn1, layerK.I.conv1, downsample.0/1, fc). */
+/** Projection shortcut (1×1 conv + BN) wherever the shape changes, identity elsewhere (torchvision's rule). */
+function projection(inPlanes: number, outPlanes: number, stride: number): Sequential | null {
+  return stride !== 1 || inPlanes !== outPlanes
+    ? new Sequential(new Conv2d(inPlanes, outPlanes, 1, { stride, bias: false }), new BatchNorm2d(outPlanes))
+    : null;
+}
+
+/** Two 3×3 convolutions. Parameter names follow torchvision (conv1, bn1, conv2, bn2, downsample.0/1). */
 export class BasicBlock extends Module {
+  static readonly expansion = 1;
   conv1: Conv2d;
   bn1: BatchNorm2d;
   conv2: Conv2d;
   bn2: BatchNorm2d;
   downsample: Sequential | null;
 
-  constructor(inPlanes: number, planes: number, stride = 1) {
+  constructor(readonly inPlanes: number, readonly planes: number, readonly stride = 1) {
     super();
     this.conv1 = new Conv2d(inPlanes, planes, 3, { stride, padding: 1, bias: false });
     this.bn1 = new BatchNorm2d(planes);
     this.conv2 = new Conv2d(planes, planes, 3, { padding: 1, bias: false });
     this.bn2 = new BatchNorm2d(planes);
-    // Projection shortcut (1×1 conv + BN) wherever the shape changes, identity elsewhere.
-    this.downsample = stride !== 1 || inPlanes !== planes
-      ? new Sequential(new Conv2d(inPlanes, planes, 1, { stride, bias: false }), new BatchNorm2d(planes))
-      : null;
+    this.downsample = projection(inPlanes, planes, stride);
   }
+
+  get outPlanes(): number { return this.planes; }
 
   forward(x: Tensor): Tensor {
     const out = this.bn2.forward(this.conv2.forward(F.relu(this.bn1.forward(this.conv1.forward(x)))));
@@ -34,18 +42,64 @@ export class BasicBlock extends Module {
   }
 }
 
+/**
+ * 1×1 reduce, 3×3 (carrying the stride, as torchvision's "ResNet v1.5"), 1×1 expand ×4.
+ * Names: conv1/bn1, conv2/bn2, conv3/bn3, downsample.0/1.
+ */
+export class Bottleneck extends Module {
+  static readonly expansion = 4;
+  conv1: Conv2d;
+  bn1: BatchNorm2d;
+  conv2: Conv2d;
+  bn2: BatchNorm2d;
+  conv3: Conv2d;
+  bn3: BatchNorm2d;
+  downsample: Sequential | null;
+
+  constructor(readonly inPlanes: number, readonly planes: number, readonly stride = 1) {
+    super();
+    const out = planes * Bottleneck.expansion;
+    this.conv1 = new Conv2d(inPlanes, planes, 1, { bias: false });
+    this.bn1 = new BatchNorm2d(planes);
+    this.conv2 = new Conv2d(planes, planes, 3, { stride, padding: 1, bias: false });
+    this.bn2 = new BatchNorm2d(planes);
+    this.conv3 = new Conv2d(planes, out, 1, { bias: false });
+    this.bn3 = new BatchNorm2d(out);
+    this.downsample = projection(inPlanes, out, stride);
+  }
+
+  get outPlanes(): number { return this.planes * Bottleneck.expansion; }
+
+  forward(x: Tensor): Tensor {
+    let h = F.relu(this.bn1.forward(this.conv1.forward(x)));
+    h = F.relu(this.bn2.forward(this.conv2.forward(h)));
+    h = this.bn3.forward(this.conv3.forward(h));
+    const shortcut = this.downsample ? this.downsample.forward(x) : x;
+    return F.relu(h.add(shortcut));
+  }
+}
+
 export interface ResNetConfig {
   /** Blocks per stage. */
   blocks: number[];
-  /** Channels per stage. */
+  /** Channels per stage (the "planes"; a Bottleneck stage outputs 4× as many). */
   widths: number[];
-  /** 'cifar': 3×3 stride-1 stem, no max-pool; 'imagenet': 7×7 stride-2 stem + 3×3 max-pool. */
+  /** 'cifar': 3×3 stride-1 stem, no max-pool; 'imagenet': 7×7 stride-2 stem + 3×3 stride-2 max-pool. */
   stem: 'cifar' | 'imagenet';
   numClasses: number;
+  /** 'basic' (default) or 'bottleneck'. */
+  block?: 'basic' | 'bottleneck';
   inChannels?: number;
+  /** Output channels of the stem (default widths[0]). */
+  stemWidth?: number;
+  /** Stride of each stage's first block (default 1 for the first stage, 2 for the others). */
+  strides?: number[];
 }
 
-export class ResNet extends Module {
+type ResBlock = BasicBlock | Bottleneck;
+
+export class ResNet extends Module implements Backbone {
+  readonly family = 'resnet';
   conv1: Conv2d;
   bn1: BatchNorm2d;
   layers: Sequential[];
@@ -56,19 +110,21 @@ export class ResNet extends Module {
     super();
     const { blocks, widths, stem } = config;
     const inCh = config.inChannels ?? 3;
+    const stemWidth = config.stemWidth ?? widths[0];
+    const Block = config.block === 'bottleneck' ? Bottleneck : BasicBlock;
     this.conv1 = stem === 'cifar'
-      ? new Conv2d(inCh, widths[0], 3, { padding: 1, bias: false })
-      : new Conv2d(inCh, widths[0], 7, { stride: 2, padding: 3, bias: false });
-    this.bn1 = new BatchNorm2d(widths[0]);
-    let inPlanes = widths[0];
+      ? new Conv2d(inCh, stemWidth, 3, { padding: 1, bias: false })
+      : new Conv2d(inCh, stemWidth, 7, { stride: 2, padding: 3, bias: false });
+    this.bn1 = new BatchNorm2d(stemWidth);
+    let inPlanes = stemWidth;
     this.layers = blocks.map((n, stage) => {
       const planes = widths[stage];
-      const seq = new Sequential(...Array.from({ length: n }, (_, i) => {
-        const b = new BasicBlock(inPlanes, planes, i === 0 && stage > 0 ? 2 : 1);
-        inPlanes = planes;
+      const stride = config.strides?.[stage] ?? (stage > 0 ? 2 : 1);
+      return new Sequential(...Array.from({ length: n }, (_, i) => {
+        const b = new Block(inPlanes, planes, i === 0 ? stride : 1);
+        inPlanes = b.outPlanes;
         return b;
       }));
-      return seq;
     });
     this.featureDim = inPlanes;
     this.fc = new Linear(inPlanes, config.numClasses);
@@ -95,4 +151,47 @@ export class ResNet extends Module {
   forward(x: Tensor): Tensor {
     return this.fc.forward(this.features(x));
   }
+
+  blocks(): BlockInfo[] {
+    const out: BlockInfo[] = [];
+    this.layers.forEach((layer, stage) => {
+      layer.namedChildren().forEach(([key, b]) => {
+        if (!(b instanceof BasicBlock || b instanceof Bottleneck)) return;
+        const name = `layer${stage + 1}.${key}`;
+        const n = b instanceof Bottleneck ? 3 : 2;
+        const convs: ConvBn[] = [];
+        for (let i = 1; i <= n; i++) convs.push(convBn(b, `conv${i}`, `bn${i}`, `${name}.conv${i}`, `${name}.bn${i}`, 'block', 'conv'));
+        const ds = b.downsample;
+        out.push({
+          name, module: b, stage, inChannels: b.inPlanes, outChannels: b.outPlanes, stride: b.stride, residual: true, convs,
+          shortcut: ds ? convBn(ds, '0', '1', `${name}.downsample.0`, `${name}.downsample.1`, 'shortcut', 'conv') : null,
+          parent: layer, key,
+          replace: (m: Module) => { (layer as unknown as Record<string, Module>)[key] = m; },
+        });
+      });
+    });
+    return out;
+  }
+
+  convBns(): ConvBn[] {
+    const out = [convBn(this, 'conv1', 'bn1', 'conv1', 'bn1', 'stem', 'conv')];
+    for (const b of this.blocks()) out.push(...(b.shortcut ? [...b.convs, b.shortcut] : b.convs));
+    return out;
+  }
+
+  classifier(): { name: string; module: Linear } {
+    return { name: 'fc', module: this.fc };
+  }
+
+  resetClassifier(numClasses: number): void {
+    const old = this.fc;
+    this.fc = new Linear(this.featureDim, numClasses);
+    this.fc.training = this.training;
+    old.dispose();
+  }
+}
+
+/** Block type of a block in a ResNet, for callers that switch on it. */
+export function isResBlock(m: Module): m is ResBlock {
+  return m instanceof BasicBlock || m instanceof Bottleneck;
 }

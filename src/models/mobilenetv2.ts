@@ -1,0 +1,184 @@
+import { Tensor } from '../engine/tensor';
+import { Module } from '../nn/module';
+import { Conv2d } from '../nn/conv';
+import { BatchNorm2d } from '../nn/batchnorm';
+import { Linear } from '../nn/linear';
+import { Sequential } from '../nn/sequential';
+import { Dropout, ReLU6 } from '../nn/basic';
+import * as F from '../nn/functional';
+import { constant_, kaimingNormal_, normal_ } from '../nn/init';
+import { Backbone, BlockInfo, ConvBn, convBn } from './backbone';
+
+/** torchvision's _make_divisible: nearest multiple of `divisor`, never more than 10% below v. */
+export function makeDivisible(v: number, divisor = 8): number {
+  let n = Math.max(divisor, Math.floor((v + divisor / 2) / divisor) * divisor);
+  if (n < 0.9 * v) n += divisor;
+  return n;
+}
+
+/** conv → BN → ReLU6 as torchvision's Conv2dNormActivation: children "0" (conv), "1" (bn), "2" (act). */
+function convBnAct(inC: number, outC: number, k: number, stride = 1, groups = 1): Sequential {
+  return new Sequential(
+    new Conv2d(inC, outC, k, { stride, padding: (k - 1) >> 1, groups, bias: false }),
+    new BatchNorm2d(outC),
+    new ReLU6(),
+  );
+}
+
+/**
+ * MobileNetV2's inverted residual: [1×1 expand → BN → ReLU6] (absent when t = 1), 3×3 depthwise →
+ * BN → ReLU6, 1×1 linear projection → BN; adds the input when stride 1 and channels are unchanged.
+ * Names as torchvision: conv.0.0 / conv.0.1 (expand), conv.1.0 / conv.1.1 (depthwise), conv.2
+ * (project), conv.3 (its BN); with t = 1: conv.0.* depthwise, conv.1 project, conv.2 BN.
+ */
+export class InvertedResidual extends Module {
+  conv: Sequential;
+  readonly hidden: number;
+  readonly useResidual: boolean;
+
+  constructor(readonly inChannels: number, readonly outChannels: number, readonly stride: number, readonly expandRatio: number) {
+    super();
+    this.hidden = Math.round(inChannels * expandRatio);
+    this.useResidual = stride === 1 && inChannels === outChannels;
+    const layers: Module[] = [];
+    if (expandRatio !== 1) layers.push(convBnAct(inChannels, this.hidden, 1));
+    layers.push(convBnAct(this.hidden, this.hidden, 3, stride, this.hidden));
+    layers.push(new Conv2d(this.hidden, outChannels, 1, { bias: false }), new BatchNorm2d(outChannels));
+    this.conv = new Sequential(...layers);
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = this.conv.forward(x);
+    return this.useResidual ? x.add(y) : y;
+  }
+
+  /** The conv/bn pairs in order, with state-dict names under `prefix` (e.g. 'features.3.'). */
+  convBns(prefix: string): ConvBn[] {
+    const seq = this.conv as unknown as Record<string, Sequential>;
+    const out: ConvBn[] = [];
+    let i = 0;
+    if (this.expandRatio !== 1) {
+      out.push(convBn(seq[0], '0', '1', `${prefix}conv.0.0`, `${prefix}conv.0.1`, 'block', 'expand'));
+      i = 1;
+    }
+    out.push(convBn(seq[i], '0', '1', `${prefix}conv.${i}.0`, `${prefix}conv.${i}.1`, 'block', 'depthwise'));
+    out.push(convBn(this.conv, String(i + 1), String(i + 2), `${prefix}conv.${i + 1}`, `${prefix}conv.${i + 2}`, 'block', 'project'));
+    return out;
+  }
+}
+
+/** (expansion t, channels c, repeats n, first stride s), from the paper's Table 2. */
+export const MOBILENETV2_SETTING: readonly [number, number, number, number][] = [
+  [1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1],
+];
+
+export interface MobileNetV2Config {
+  numClasses: number;
+  /** Width multiplier α (default 1.0); channels are rounded to multiples of 8 as torchvision does. */
+  widthMult?: number;
+  /** Dropout before the classifier (default 0.2, torchvision's). */
+  dropout?: number;
+  inChannels?: number;
+}
+
+/**
+ * MobileNetV2 (Sandler et al. 2018) with torchvision's module tree and names: features.0 (stem
+ * conv-BN-ReLU6, stride 2), features.1–17 (inverted residuals), features.18 (1×1 to 1280·max(1,α)),
+ * global average pooling, classifier.0 (dropout), classifier.1 (linear). Any input size ≥ 32 px.
+ */
+export class MobileNetV2 extends Module implements Backbone {
+  readonly family = 'mobilenetv2';
+  features_: Sequential;
+  classifier_: Sequential;
+  readonly featureDim: number;
+  readonly widthMult: number;
+
+  constructor(readonly config: MobileNetV2Config) {
+    super();
+    const a = this.widthMult = config.widthMult ?? 1;
+    if (!(a > 0)) throw new Error(`MobileNetV2: width multiplier must be positive, got ${a}`);
+    let input = makeDivisible(32 * a);
+    this.featureDim = makeDivisible(1280 * Math.max(1, a));
+    const layers: Module[] = [convBnAct(config.inChannels ?? 3, input, 3, 2)];
+    for (const [t, c, n, s] of MOBILENETV2_SETTING) {
+      const out = makeDivisible(c * a);
+      for (let i = 0; i < n; i++) {
+        layers.push(new InvertedResidual(input, out, i === 0 ? s : 1, t));
+        input = out;
+      }
+    }
+    layers.push(convBnAct(input, this.featureDim, 1));
+    this.features_ = new Sequential(...layers);
+    this.classifier_ = new Sequential(new Dropout(config.dropout ?? 0.2), this.newHead(config.numClasses));
+    for (const m of this.features_.modules()) {
+      if (m instanceof Conv2d) {
+        kaimingNormal_(m.weight, { mode: 'fan_out' });
+        if (m.bias) constant_(m.bias, 0);
+      } else if (m instanceof BatchNorm2d) { constant_(m.weight!, 1); constant_(m.bias!, 0); }
+    }
+  }
+
+  private newHead(numClasses: number): Linear {
+    const fc = new Linear(this.featureDim, numClasses);
+    normal_(fc.weight, 0, 0.01);
+    constant_(fc.bias!, 0);
+    return fc;
+  }
+
+  /** torchvision's names: `features`, `classifier` (the attributes carry a _ so methods can have those names). */
+  override namedChildren(): [string, Module][] {
+    return [['features', this.features_], ['classifier', this.classifier_]];
+  }
+
+  features(x: Tensor): Tensor {
+    return F.globalAvgPool(this.features_.forward(x));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.classifier_.forward(this.features(x));
+  }
+
+  private layer(i: number): Module {
+    return (this.features_ as unknown as Record<string, Module>)[String(i)];
+  }
+
+  blocks(): BlockInfo[] {
+    const out: BlockInfo[] = [];
+    let idx = 1;
+    MOBILENETV2_SETTING.forEach(([, , n], stage) => {
+      for (let j = 0; j < n; j++, idx++) {
+        const b = this.layer(idx);
+        if (!(b instanceof InvertedResidual)) continue;
+        const key = String(idx);
+        out.push({
+          name: `features.${key}`, module: b, stage, inChannels: b.inChannels, outChannels: b.outChannels, stride: b.stride,
+          residual: b.useResidual, convs: b.convBns(`features.${key}.`), shortcut: null,
+          parent: this.features_, key,
+          replace: (m: Module) => { (this.features_ as unknown as Record<string, Module>)[key] = m; },
+        });
+      }
+    });
+    return out;
+  }
+
+  convBns(): ConvBn[] {
+    const stem = this.layer(0), last = this.layer(18);
+    return [
+      convBn(stem, '0', '1', 'features.0.0', 'features.0.1', 'stem', 'conv'),
+      ...this.blocks().flatMap((b) => b.convs),
+      convBn(last, '0', '1', 'features.18.0', 'features.18.1', 'head', 'conv'),
+    ];
+  }
+
+  classifier(): { name: string; module: Linear } {
+    return { name: 'classifier.1', module: (this.classifier_ as unknown as Record<string, Linear>)['1'] };
+  }
+
+  resetClassifier(numClasses: number): void {
+    const { module: old } = this.classifier();
+    const fc = this.newHead(numClasses);
+    fc.training = this.training;
+    (this.classifier_ as unknown as Record<string, Module>)['1'] = fc;
+    old.dispose();
+  }
+}
