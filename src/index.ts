@@ -26,3 +26,4 @@ export type { Schedule } from './optim/schedule';
 export * from './models';
 export * from './io';
 export { InputError } from './errors';
+export * as data from './data';

@@ -1,8 +1,10 @@
 import { Command } from './command';
 import { isInputError } from '../errors';
 import { benchCommand } from './commands/bench';
+import { datasetsCommand } from './commands/datasets';
+import { demoCommand } from './commands/demo';
 
-const commands: Command[] = [benchCommand];
+const commands: Command[] = [demoCommand, benchCommand, datasetsCommand];
 
 function help(): string {
   const lines = ['usage: adafilter <command> [options]', '', 'commands:'];

@@ -1,0 +1,103 @@
+/**
+ * Deterministic splits and sampling. Everything is stratified per class and seeded by (seed,
+ * stage, class), so adding a class or changing `shots` never reshuffles the other classes.
+ * A dataset's own test split is kept as test; val is carved from train only when missing.
+ */
+import { Dataset, Item, Splits } from './dataset';
+import { Rng } from './rng';
+import { InputError } from '../errors';
+
+export interface SplitOptions {
+  seed?: number;
+  /** Fraction of train held out as val when the source has no val split (default 0.1; 0 for none). */
+  val?: number;
+  /** Fraction held out as test when the source has no test split (default 0.2). */
+  test?: number;
+  /** Keep k training examples per class (few-shot). */
+  shots?: number;
+  /** Keep these classes, by name or index, labelled in the order given. */
+  classes?: (string | number)[];
+}
+
+export const SPLIT_DEFAULTS = { seed: 0, val: 0.1, test: 0.2 };
+
+const STAGE_TEST = 1, STAGE_VAL = 2, STAGE_SHOTS = 3;
+
+function byClass(items: Item[], numClasses: number): Item[][] {
+  const out: Item[][] = Array.from({ length: numClasses }, () => []);
+  for (const it of items) out[it.label].push(it);
+  for (const g of out) g.sort((a, b) => a.index - b.index);
+  return out;
+}
+
+/** Moves round(frac × n) of each class out of `items`; at least one example per class stays. */
+function carve(items: Item[], numClasses: number, frac: number, seed: number, stage: number): { keep: Item[]; out: Item[] } {
+  const keep: Item[] = [], out: Item[] = [];
+  byClass(items, numClasses).forEach((g, c) => {
+    new Rng(seed, stage, c).shuffle(g);
+    const n = Math.min(Math.round(g.length * frac), Math.max(0, g.length - 1));
+    out.push(...g.slice(0, n));
+    keep.push(...g.slice(n));
+  });
+  const order = (a: Item, b: Item) => a.index - b.index;
+  return { keep: keep.sort(order), out: out.sort(order) };
+}
+
+function fraction(v: number | undefined, fallback: number, name: string): number {
+  const f = v ?? fallback;
+  if (!(f >= 0 && f < 1)) throw new InputError(`${name} fraction must be in [0, 1), got ${f}`);
+  return f;
+}
+
+export function selectDatasetClasses(ds: Dataset, wanted: (string | number)[]): Dataset {
+  const idx = wanted.map((w) => {
+    const i = typeof w === 'number' ? w : ds.classes.indexOf(w);
+    if (!Number.isInteger(i) || i < 0 || i >= ds.classes.length) throw new InputError(`${ds.name}: unknown class '${w}'`);
+    return i;
+  });
+  if (new Set(idx).size !== idx.length) throw new InputError(`${ds.name}: a class is selected twice`);
+  if (idx.length < 2) throw new InputError(`${ds.name}: at least 2 classes are needed, got ${idx.length}`);
+  const relabel = new Map(idx.map((old, neu) => [old, neu]));
+  const map = (items?: Item[]) => items?.filter((it) => relabel.has(it.label)).map((it) => ({ index: it.index, label: relabel.get(it.label)! }));
+  const splits: Splits = { train: map(ds.splits.train)! };
+  if (ds.splits.val) splits.val = map(ds.splits.val);
+  if (ds.splits.test) splits.test = map(ds.splits.test);
+  return { ...ds, classes: idx.map((i) => ds.classes[i]), splits };
+}
+
+/** Applies class selection, carves missing val/test splits and samples shots, all by seed. */
+export function makeSplits(ds: Dataset, opts: SplitOptions = {}): Dataset {
+  const seed = opts.seed ?? SPLIT_DEFAULTS.seed;
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new InputError(`seed must be a non-negative integer, got ${seed}`);
+  let d = opts.classes ? selectDatasetClasses(ds, opts.classes) : ds;
+  const k = d.classes.length;
+  let train = d.splits.train, val = d.splits.val, test = d.splits.test;
+  if (!test) {
+    const f = fraction(opts.test, SPLIT_DEFAULTS.test, 'test');
+    if (f > 0) { const r = carve(train, k, f, seed, STAGE_TEST); train = r.keep; test = r.out; }
+  }
+  if (!val) {
+    const f = fraction(opts.val, SPLIT_DEFAULTS.val, 'val');
+    if (f > 0) { const r = carve(train, k, f, seed, STAGE_VAL); train = r.keep; val = r.out; }
+  }
+  if (opts.shots !== undefined) {
+    if (!Number.isInteger(opts.shots) || opts.shots < 1) throw new InputError(`shots must be a positive integer, got ${opts.shots}`);
+    const groups = byClass(train, k);
+    const picked: Item[] = [];
+    groups.forEach((g, c) => {
+      if (g.length < opts.shots!) {
+        throw new InputError(`${d.name}: class '${d.classes[c]}' has ${g.length} training examples, fewer than shots=${opts.shots}`);
+      }
+      picked.push(...new Rng(seed, STAGE_SHOTS, c).shuffle(g).slice(0, opts.shots));
+    });
+    train = picked.sort((a, b) => a.index - b.index);
+  }
+  byClass(train, k).forEach((g, c) => {
+    if (g.length === 0) throw new InputError(`${d.name}: class '${d.classes[c]}' has no training examples`);
+  });
+  const splits: Splits = { train };
+  if (val && val.length) splits.val = val;
+  if (test && test.length) splits.test = test;
+  d = { ...d, splits };
+  return d;
+}
