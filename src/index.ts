@@ -27,3 +27,5 @@ export * from './models';
 export * from './io';
 export { InputError } from './errors';
 export * as data from './data';
+export * as methods from './methods';
+export { applyMethod, methodNames, getMethod, MethodModel } from './methods';

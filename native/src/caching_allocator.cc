@@ -51,9 +51,10 @@ class CachingCpuAllocator final : public c10::Allocator {
     instance().give(base, *static_cast<size_t*>(base));
   }
 
+  // Never destroyed: tensors may be freed by other libraries' static destructors at exit.
   static CachingCpuAllocator& instance() {
-    static CachingCpuAllocator a;
-    return a;
+    static CachingCpuAllocator* a = new CachingCpuAllocator();
+    return *a;
   }
 
   int64_t empty() {

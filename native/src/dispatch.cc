@@ -33,7 +33,8 @@ struct Op {
   size_t returns;
 };
 
-std::deque<Op> ops;  // ids are indices; deque keeps references stable
+// Ids are indices; a deque keeps references stable. Never destroyed (see tensor_handle.cc).
+std::deque<Op>& ops = *new std::deque<Op>();
 
 Kind kindOf(const c10::TypePtr& type) {
   using c10::TypeKind;

@@ -15,8 +15,10 @@ struct Slot {
 constexpr double kIndexSpan = 16777216.0;  // 2^24 slots; the generation fills the rest of 53 bits
 constexpr uint32_t kGenerationMod = 1u << 29;
 
-std::vector<Slot> slots;
-std::vector<uint32_t> freeSlots;
+// Never destroyed: at process exit, static destructors run in no fixed order across libraries, and
+// releasing tensors after libtorch's (or our allocator's) statics are gone crashed the process.
+std::vector<Slot>& slots = *new std::vector<Slot>();
+std::vector<uint32_t>& freeSlots = *new std::vector<uint32_t>();
 int64_t live = 0;
 
 // Native bytes held by handles, told to V8 so that forgotten tensors are collected under memory

@@ -24,6 +24,18 @@ test('bench throughput --json reports both contenders and their ratios', () => {
   assert.match(j.machine.libtorch, /^1\.13|^2\./);
 });
 
+test('bench throughput --method compares a method with finetune on the same backbone', () => {
+  const r = run('bench', 'throughput', '--method', 'adafilter', '--batch', '4', '--threads', '1',
+    '--steps', '1', '--rounds', '1', '--warmup', '0', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.method.method, 'adafilter');
+  assert.equal(j.baseline.method, 'finetune');
+  assert.ok(Math.abs(j.train_cost_ratio - j.baseline.train_img_s / j.method.train_img_s) < 1e-9);
+  // AdaFilter holds a frozen and a trainable copy of each gated filter plus the gate network.
+  assert.ok(j.method.params_total > j.baseline.params_total);
+});
+
 test('bad input: one line on stderr and exit code 2', () => {
   const cases: [string[], RegExp][] = [
     [['frobnicate'], /unknown command 'frobnicate'/],
@@ -31,6 +43,7 @@ test('bad input: one line on stderr and exit code 2', () => {
     [['bench', 'throughput', '--arch', 'vgg99', '--no-peer'], /unknown architecture 'vgg99'/],
     [['bench', 'throughput', '--batch', 'lots'], /--batch: expected an integer >= 1, got 'lots'/],
     [['bench', 'throughput', '--bogus'], /Unknown option '--bogus'/],
+    [['bench', 'throughput', '--method', 'nope'], /unknown method 'nope'/],
   ];
   for (const [args, message] of cases) {
     const r = run(...args);

@@ -2,11 +2,15 @@ import { Command, intFlag, parseFlags } from '../command';
 import { InputError } from '../../errors';
 import { runThroughput } from '../../../bench/throughput';
 import { runDataBench } from '../../../bench/data';
+import { compareMethodCost } from '../../../bench/methods';
+import { getMethod } from '../../methods/registry';
 
 const usage = `usage: adafilter bench throughput [--arch A] [--batch N] [--threads N] [--steps N] [--warmup N]
-                                  [--rounds N] [--channels-last] [--no-peer] [--json]
+                                  [--rounds N] [--channels-last] [--no-peer] [--method M] [--json]
   Times forward passes and SGD training steps here and in PyTorch (Debian python3-torch),
   alternately in one run; prints images/s for both and the ratio adafilter / pytorch.
+  With --method M (other than finetune): M's training and forward cost against finetune's on the
+  same backbone, alternately in one run (the PyTorch peer implements finetune only).
 
 usage: adafilter bench data --data NAME [--batch N] [--size PX] [--workers N] [--seconds S]
                             [--arch A] [--threads N] [--json]
@@ -44,7 +48,25 @@ async function throughput(argv: string[]): Promise<number> {
     arch: { type: 'string' }, batch: { type: 'string' }, threads: { type: 'string' },
     steps: { type: 'string' }, warmup: { type: 'string' }, rounds: { type: 'string' },
     'channels-last': { type: 'boolean' }, 'no-peer': { type: 'boolean' }, json: { type: 'boolean' },
+    method: { type: 'string' },
   }, 'bench throughput');
+  const method = (values.method as string | undefined) ?? 'finetune';
+  getMethod(method);
+  if (method !== 'finetune') {
+    const r = compareMethodCost({
+      method, arch: (values.arch as string | undefined) ?? 'resnet20',
+      batch: intFlag(values.batch as string | undefined, 'batch', 32),
+      threads: intFlag(values.threads as string | undefined, 'threads', 2),
+      steps: intFlag(values.steps as string | undefined, 'steps', 3),
+      rounds: intFlag(values.rounds as string | undefined, 'rounds', 5),
+      warmup: intFlag(values.warmup as string | undefined, 'warmup', 2, 0),
+    });
+    if (values.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    else process.stdout.write(`${method} on ${r.method.arch}, batch ${r.method.batch}: train ${r.method.train_img_s.toFixed(1)} img/s ` +
+      `(finetune ${r.baseline.train_img_s.toFixed(1)}), step cost ${r.train_cost_ratio.toFixed(2)}x finetune; ` +
+      `forward cost ${r.forward_cost_ratio.toFixed(2)}x\n`);
+    return 0;
+  }
   const result = await runThroughput({
     arch: (values.arch as string | undefined) ?? 'resnet20',
     batch: intFlag(values.batch as string | undefined, 'batch', 32),

@@ -1,0 +1,218 @@
+/**
+ * The gates of AdaFilter: per example and per filter of each gated layer, 1 = fine-tuned filter F,
+ * 0 = pretrained filter S. Three sources: the recurrent gate network (the method), per-filter static
+ * logits (ablation adafilter-static) and random choices at a given fraction (ablation random-filter).
+ */
+import { Tensor } from '../../engine/tensor';
+import { empty, full, zeros } from '../../engine/creation';
+import { rand } from '../../engine/random';
+import { noGrad } from '../../engine/autograd';
+import { Module } from '../../nn/module';
+import { Parameter } from '../../nn/parameter';
+import { Linear } from '../../nn/linear';
+import { LSTMCell } from '../../nn/lstm-cell';
+import { globalAvgPool, sigmoid } from '../../nn/functional';
+import { constant_ } from '../../nn/init';
+
+/** Channels in and out of each gated layer, in forward order. */
+export interface GatedLayerShape {
+  inChannels: number;
+  outChannels: number;
+}
+
+/**
+ * Straight-through Gumbel-sigmoid: s = sigmoid((z + G1 − G2) / tau); the forward value is exactly
+ * [s > 0.5] (hard + (s − s), so no rounding), the gradient that of s.
+ */
+export function gumbelSigmoidST(z: Tensor, tau: number, noise?: Tensor): Tensor {
+  const d = noise ?? gumbelDifference(z.shape, z.dtype);
+  const zn = z.add(d);
+  const s = sigmoid(tau === 1 ? zn : zn.div(tau));
+  const hard = noGrad(() => s.gt(0.5).to(s.dtype));
+  const sd = s.detach();
+  return hard.add(s.sub(sd));
+}
+
+/** G1 − G2 for independent standard Gumbel G1, G2 (a standard logistic sample), without gradient. */
+export function gumbelDifference(shape: number[], dtype: Tensor['dtype'] = 'float32'): Tensor {
+  return noGrad(() => {
+    const e = empty([2, ...shape], { dtype }).exponential_(1).log(); // log E = −G
+    return e.select(0, 1).sub(e.select(0, 0));
+  });
+}
+
+/**
+ * The noise of one forward pass for every gated layer at once, sampled on first use (one draw per
+ * pass instead of two per layer); layer l reads its slice.
+ */
+class PassNoise {
+  #noise: Tensor | null = null;
+  readonly #offsets: number[] = [];
+  readonly #total: number;
+
+  constructor(readonly channels: number[]) {
+    let o = 0;
+    for (const c of channels) { this.#offsets.push(o); o += c; }
+    this.#total = o;
+  }
+
+  reset(): void { this.#noise = null; }
+
+  get(layer: number, batch: number, dtype: Tensor['dtype']): Tensor {
+    if (!this.#noise) this.#noise = gumbelDifference([batch, this.#total], dtype);
+    return this.#noise.narrow(1, this.#offsets[layer], this.channels[layer]);
+  }
+}
+
+/** Deterministic evaluation gate [z > 0]. */
+export function hardGate(z: Tensor): Tensor {
+  return noGrad(() => z.gt(0).to(z.dtype));
+}
+
+const logit = (p: number) => Math.log(p / (1 - p));
+
+/** A source of gates for gated layer l, given that layer's input x [B, C_in, H, W]. */
+export interface GateSource extends Module {
+  /** Starts a forward pass of a batch of `batch` examples. */
+  begin(batch: number): void;
+  gate(layer: number, x: Tensor, training: boolean): Tensor;
+  end(): void;
+  /** Biases of the gate network (no weight decay). */
+  biasParameters(): Parameter[];
+}
+
+export interface RecurrentGateOptions {
+  /** Gate input size d (P_l: C_in → d). */
+  inputSize: number;
+  /** LSTM hidden size H. */
+  hiddenSize: number;
+  /** Gumbel-sigmoid temperature. */
+  tau: number;
+  /** Starting fraction of fine-tuned filters: the bias of every Q_l is logit(fraction). */
+  initFraction: number;
+  /** Stop gradients from the gate into the backbone activations it reads. */
+  detachInput: boolean;
+}
+
+/**
+ * The AdaFilter gate: one LSTM cell shared across gated layers, run interleaved with the forward
+ * pass in layer order from (h0, c0) = 0; per layer an input projection P_l (GAP of the layer's input
+ * → d) and a head Q_l (h_l → C gate logits).
+ */
+export class RecurrentGate extends Module implements GateSource {
+  lstm: LSTMCell;
+  proj: Linear[];
+  heads: Linear[];
+  #state: [Tensor, Tensor] | null = null;
+  readonly #noise: PassNoise;
+
+  constructor(layers: GatedLayerShape[], readonly options: RecurrentGateOptions) {
+    super();
+    this.#noise = new PassNoise(layers.map((l) => l.outChannels));
+    this.lstm = new LSTMCell(options.inputSize, options.hiddenSize);
+    this.proj = layers.map((l) => new Linear(l.inChannels, options.inputSize));
+    this.heads = layers.map((l) => {
+      const q = new Linear(options.hiddenSize, l.outChannels);
+      constant_(q.bias!, options.initFraction === 0.5 ? 0 : logit(options.initFraction));
+      return q;
+    });
+  }
+
+  begin(batch: number): void {
+    const h = this.options.hiddenSize;
+    const dtype = this.lstm.weight_ih.dtype;
+    this.#state = [zeros([batch, h], { dtype }), zeros([batch, h], { dtype })];
+    this.#noise.reset();
+  }
+
+  /** Gate logits z_l [B, C] for layer l; advances the shared LSTM state. */
+  logits(layer: number, x: Tensor): Tensor {
+    if (!this.#state) throw new Error('adafilter gate: forward pass not started (call begin())');
+    let pooled = globalAvgPool(x);
+    if (this.options.detachInput) pooled = pooled.detach();
+    const u = this.proj[layer].forward(pooled);
+    this.#state = this.lstm.forward(u, this.#state);
+    return this.heads[layer].forward(this.#state[0]);
+  }
+
+  gate(layer: number, x: Tensor, training: boolean): Tensor {
+    const z = this.logits(layer, x);
+    return training ? gumbelSigmoidST(z, this.options.tau, this.#noise.get(layer, z.size(0), z.dtype)) : hardGate(z);
+  }
+
+  end(): void {
+    this.#state = null;
+    this.#noise.reset();
+  }
+
+  forward(layer: number, x: Tensor, training = this.training): Tensor {
+    return this.gate(layer, x, training);
+  }
+
+  biasParameters(): Parameter[] {
+    return [this.lstm.bias_ih, this.lstm.bias_hh, ...this.proj.map((p) => p.bias), ...this.heads.map((q) => q.bias)]
+      .filter((p): p is Parameter => p !== null);
+  }
+}
+
+/** Ablation adafilter-static: per-filter learned logits, the same for every example. */
+export class StaticGate extends Module implements GateSource {
+  logits: Parameter[];
+  #batch = 0;
+  readonly #noise: PassNoise;
+
+  constructor(layers: GatedLayerShape[], readonly options: { tau: number; initFraction: number }) {
+    super();
+    this.#noise = new PassNoise(layers.map((l) => l.outChannels));
+    const b = options.initFraction === 0.5 ? 0 : logit(options.initFraction);
+    this.logits = layers.map((l) => new Parameter(full([l.outChannels], b)));
+  }
+
+  begin(batch: number): void { this.#batch = batch; this.#noise.reset(); }
+  end(): void { this.#batch = 0; this.#noise.reset(); }
+
+  gate(layer: number, _x: Tensor, training: boolean): Tensor {
+    const c = this.logits[layer].size(0);
+    const z = this.logits[layer].unsqueeze(0).expand(this.#batch, c);
+    return training ? gumbelSigmoidST(z, this.options.tau, this.#noise.get(layer, this.#batch, z.dtype)) : hardGate(z);
+  }
+
+  forward(layer: number, x: Tensor, training = this.training): Tensor {
+    return this.gate(layer, x, training);
+  }
+
+  biasParameters(): Parameter[] {
+    return this.logits;
+  }
+}
+
+/**
+ * Ablation random-filter: each example picks each filter's fine-tuned copy with probability
+ * fraction (one number, or one per gated layer), in training and in evaluation; no gate network.
+ */
+export class RandomGate extends Module implements GateSource {
+  #batch = 0;
+
+  constructor(readonly layers: GatedLayerShape[], readonly fraction: number | number[]) {
+    super();
+    if (Array.isArray(fraction) && fraction.length !== layers.length) {
+      throw new Error(`random-filter: ${fraction.length} fractions for ${layers.length} gated layers`);
+    }
+  }
+
+  begin(batch: number): void { this.#batch = batch; }
+  end(): void { this.#batch = 0; }
+
+  gate(layer: number, x: Tensor, _training?: boolean): Tensor {
+    const p = Array.isArray(this.fraction) ? this.fraction[layer] : this.fraction;
+    return noGrad(() => rand([this.#batch, this.layers[layer].outChannels], { dtype: x.dtype }).lt(p).to(x.dtype));
+  }
+
+  forward(layer: number, x: Tensor, training = this.training): Tensor {
+    return this.gate(layer, x, training);
+  }
+
+  biasParameters(): Parameter[] {
+    return [];
+  }
+}

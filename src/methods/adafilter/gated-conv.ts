@@ -1,0 +1,93 @@
+import { Tensor } from '../../engine/tensor';
+import { noGrad } from '../../engine/autograd';
+import { cat, full } from '../../engine/creation';
+import { Module } from '../../nn/module';
+import { Parameter } from '../../nn/parameter';
+import { Conv2d } from '../../nn/conv';
+import { BatchNorm2d } from '../../nn/batchnorm';
+import { conv2d } from '../../nn/functional';
+import { GatedBatchNorm } from './gated-bn';
+import type { GateSource } from './gate';
+
+/** When a gated layer may leave out a path whose filters no example in the batch chose. */
+export type SkipPaths = 'exact' | 'always' | 'never';
+
+/** Per-forward-pass state shared by the gated layers of one model (not a Module: no parameters). */
+export class GateContext {
+  /** 0 or 1: every gate forced to that value (tests, analysis); null: the gate source decides. */
+  force: 0 | 1 | null = null;
+  skip: SkipPaths = 'exact';
+  /** Gates of the current pass, kept for the budget term (only when wanted). */
+  collect = false;
+  gates: Tensor[] = [];
+  /** Called with each layer's gates [B, C] at evaluation (statistics). */
+  recorder: ((layer: number, gates: Float32Array, batch: number, channels: number) => void) | null = null;
+  /** Layers run in the current pass, in order (checks the interleaving). */
+  calls: number[] = [];
+
+  constructor(readonly source: GateSource) {}
+}
+
+/**
+ * A convolution + BN pair under AdaFilter: frozen pretrained weights S (no weight gradient) and a
+ * trainable copy F, mixed per example and per output filter by the gates, with gated BN.
+ */
+export class GatedConv extends Module {
+  weight_s: Parameter;
+  weight_f: Parameter;
+  bias_s: Parameter | null;
+  bias_f: Parameter | null;
+  norm: GatedBatchNorm;
+  readonly stride: number;
+  readonly padding: number;
+  readonly dilation: number;
+  readonly groups: number;
+  readonly outChannels: number;
+  readonly inChannels: number;
+  /** Compute both paths with one convolution of 2C outputs (same values, faster). */
+  fused: boolean;
+  readonly #ctx: GateContext;
+
+  constructor(readonly index: number, conv: Conv2d, bn: BatchNorm2d, ctx: GateContext, o: { singleBn: boolean; frozenBnAffine: boolean; fused?: boolean }) {
+    super();
+    this.#ctx = ctx;
+    this.fused = o.fused ?? true;
+    this.stride = conv.stride; this.padding = conv.padding; this.dilation = conv.dilation; this.groups = conv.groups;
+    this.inChannels = conv.inChannels; this.outChannels = conv.outChannels;
+    this.weight_s = conv.weight.requiresGrad_(false);
+    this.weight_f = new Parameter(noGrad(() => conv.weight.clone()));
+    this.bias_s = conv.bias ? conv.bias.requiresGrad_(false) : null;
+    this.bias_f = conv.bias ? new Parameter(noGrad(() => conv.bias!.clone())) : null;
+    this.norm = new GatedBatchNorm(bn, o.singleBn, o.frozenBnAffine);
+  }
+
+  private conv(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
+    return conv2d(x, w, b, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+  }
+
+  forward(x: Tensor): Tensor {
+    const ctx = this.#ctx;
+    ctx.calls.push(this.index);
+    const batch = x.size(0);
+    let g = ctx.source.gate(this.index, x, this.training);
+    if (ctx.force !== null) g = full([batch, this.outChannels], ctx.force, { dtype: x.dtype });
+    if (ctx.collect) ctx.gates.push(g);
+    if (ctx.recorder && !this.training) ctx.recorder(this.index, g.toFloat32Array(), batch, this.outChannels);
+    const gateGrad = g.requiresGrad;
+    let useF = true, useS = true;
+    if (ctx.skip === 'always' || (ctx.skip === 'exact' && !gateGrad)) {
+      const ones = noGrad(() => g.sum().item());
+      if (ones === g.numel) useS = false;
+      else if (ones === 0) useF = false;
+    }
+    if (useF && useS && this.fused) {
+      // One convolution with 2C outputs [F; S] and one BN call: cheaper than two of each.
+      const w = cat([this.weight_f, this.weight_s]);
+      const b = this.bias_f && this.bias_s ? cat([this.bias_f, this.bias_s]) : null;
+      return this.norm.forwardBoth(this.conv(x, w, b), g);
+    }
+    const yF = useF ? this.conv(x, this.weight_f, this.bias_f) : null;
+    const yS = useS ? this.conv(x, this.weight_s, this.bias_s) : null;
+    return this.norm.forward(yF, yS, g, gateGrad);
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * AdaFilter (Guo et al., AAAI 2020) and its ablations: every gated conv+BN pair of the backbone is
+ * replaced by a GatedConv (frozen S, trainable F, gated BN); a gate source decides per example and
+ * per filter. See docs/methods.md for what is the paper and what is reconstruction.
+ */
+import { Tensor } from '../../engine/tensor';
+import { Module } from '../../nn/module';
+import { Parameter } from '../../nn/parameter';
+import { Identity } from '../../nn/basic';
+import { InputError } from '../../errors';
+import { describeBackbone, replaceChild, selectSites, GateLayers } from '../backbone';
+import { Method, MethodModel, ParamRole, resolveOptions } from '../method';
+import { GateSource, RandomGate, RecurrentGate, StaticGate } from './gate';
+import { GateContext, GatedConv, SkipPaths } from './gated-conv';
+import { GateStatsCollector } from './stats';
+
+export interface AdaFilterOptions {
+  /** 'recurrent' (AdaFilter), 'static' (per-filter logits), 'random' (no gate network). */
+  gate: 'recurrent' | 'static' | 'random';
+  /** Gated BN (BN_F and BN_S); false: one BN after mixing (adafilter-nogbn). */
+  gatedBn: boolean;
+  /** Freeze BN_S's affine parameters. */
+  frozenBnAffine: boolean;
+  /** Which conv+BN pairs are gated: blocks | all | last-N. */
+  gateLayers: GateLayers;
+  /** Gate input size d. */
+  inputSize: number;
+  /** LSTM hidden size H. */
+  hiddenSize: number;
+  /** Gumbel-sigmoid temperature. */
+  tau: number;
+  /** Starting fraction of fine-tuned filters (bias of Q_l, or of the static logits). */
+  initFraction: number;
+  /** No gradient from the gate network into the backbone activations it reads. */
+  detachGateInput: boolean;
+  /** Weight lambda of the budget term lambda·(mean(g) − rho)² (0: off). */
+  budget: number;
+  /** Target fraction rho of the budget term. */
+  budgetTarget: number;
+  /** random-filter: probability of choosing F, one number or one per gated layer. */
+  randomFraction: number | number[];
+  /** Leave out a path no gate chose: 'exact' (only when that changes no value or gradient), 'always', 'never'. */
+  skipPaths: SkipPaths;
+  /** Compute both paths with one convolution (2C outputs) and one BN call; false: two of each. */
+  fusedPaths: boolean;
+  /** Force every gate to 0 (pretrained) or 1 (fine-tuned); null: gates decide. */
+  forceGates: 0 | 1 | null;
+}
+
+export const adafilterDefaults: AdaFilterOptions = {
+  gate: 'recurrent', gatedBn: true, frozenBnAffine: false, gateLayers: 'blocks',
+  inputSize: 64, hiddenSize: 128, tau: 1, initFraction: 0.5, detachGateInput: false,
+  budget: 0, budgetTarget: 0.5, randomFraction: 0.5, skipPaths: 'exact', fusedPaths: true, forceGates: null,
+};
+
+export class AdaFilterModel extends MethodModel {
+  gate: GateSource;
+  /** The gated layers in forward order (a private field: they already live in the backbone). */
+  readonly #gated: GatedConv[];
+  readonly gatedNames: string[];
+  readonly #ctx: GateContext;
+  readonly #frozen: Set<Parameter>;
+
+  constructor(method: string, backbone: Module, numClasses: number, readonly options: AdaFilterOptions) {
+    super(method, backbone, numClasses);
+    const o = options;
+    if (!(o.initFraction > 0 && o.initFraction < 1)) throw new InputError(`${method}: initFraction must be in (0, 1), got ${o.initFraction}`);
+    if (!(o.tau > 0)) throw new InputError(`${method}: tau must be > 0, got ${o.tau}`);
+    const sites = selectSites(describeBackbone(this.backbone), o.gateLayers);
+    const shapes = sites.map((s) => ({ inChannels: s.conv.inChannels, outChannels: s.conv.outChannels }));
+    this.gate = o.gate === 'recurrent'
+      ? new RecurrentGate(shapes, { inputSize: o.inputSize, hiddenSize: o.hiddenSize, tau: o.tau, initFraction: o.initFraction, detachInput: o.detachGateInput })
+      : o.gate === 'static'
+        ? new StaticGate(shapes, { tau: o.tau, initFraction: o.initFraction })
+        : new RandomGate(shapes, o.randomFraction);
+    this.#ctx = new GateContext(this.gate);
+    this.#ctx.force = o.forceGates;
+    this.#ctx.skip = o.skipPaths;
+    this.gatedNames = sites.map((s) => s.name);
+    this.#gated = sites.map((s, i) => {
+      const g = new GatedConv(i, s.conv, s.bn, this.#ctx, { singleBn: !o.gatedBn, frozenBnAffine: o.frozenBnAffine, fused: o.fusedPaths });
+      replaceChild(s.parent, s.convKey, g);
+      replaceChild(s.parent, s.bnKey, new Identity());
+      return g;
+    });
+    this.#frozen = new Set<Parameter>();
+    for (const g of this.gated) {
+      this.#frozen.add(g.weight_s);
+      if (g.bias_s) this.#frozen.add(g.bias_s);
+      if (o.frozenBnAffine && g.norm.bn_s) {
+        if (g.norm.bn_s.weight) this.#frozen.add(g.norm.bn_s.weight);
+        if (g.norm.bn_s.bias) this.#frozen.add(g.norm.bn_s.bias);
+      }
+    }
+    this.applyTrainability();
+  }
+
+  get gated(): GatedConv[] {
+    return this.#gated;
+  }
+
+  trainableParameters(): [Parameter, ParamRole][] {
+    const head = new Set(this.head.parameters());
+    const out: [Parameter, ParamRole][] = [];
+    for (const p of this.backbone.parameters()) {
+      if (!this.#frozen.has(p)) out.push([p, head.has(p) ? 'head' : 'backbone']);
+    }
+    for (const p of this.gate.parameters()) out.push([p, 'gate']);
+    return out;
+  }
+
+  protected override noDecayParameters(): Set<Parameter> {
+    const s = super.noDecayParameters();
+    for (const p of this.gate.biasParameters()) s.add(p);
+    return s;
+  }
+
+  /** Forces every gate to 0 (pretrained network) or 1 (fine-tuned network); null lets the gates decide. */
+  forceGates(v: 0 | 1 | null): void {
+    this.#ctx.force = v;
+  }
+
+  /** Gated layers run in the last forward pass, in call order. */
+  get lastCalls(): number[] {
+    return [...this.#ctx.calls];
+  }
+
+  override features(x: Tensor): Tensor {
+    const ctx = this.#ctx;
+    ctx.calls = [];
+    ctx.gates = [];
+    ctx.collect = this.training && this.options.budget > 0;
+    this.gate.begin(x.size(0));
+    try {
+      return super.features(x);
+    } finally {
+      this.gate.end();
+    }
+  }
+
+  /** Budget term lambda·(mean(g) − rho)² over the last pass's gates (training only). */
+  override extraLoss(): Tensor | null {
+    const ctx = this.#ctx;
+    if (!(this.options.budget > 0) || !this.training || ctx.gates.length === 0) return null;
+    let sum: Tensor | null = null;
+    let n = 0;
+    for (const g of ctx.gates) {
+      const s = g.sum();
+      sum = sum ? sum.add(s) : s;
+      n += g.numel;
+    }
+    return sum!.div(n).sub(this.options.budgetTarget).square().mul(this.options.budget);
+  }
+
+  /** Per gated layer: fraction of filters choosing F, overall, per class and across examples. */
+  override collectStats(): GateStatsCollector {
+    return new GateStatsCollector(this.#ctx, this.gatedNames, this.gated.map((g) => g.outChannels));
+  }
+}
+
+function variant(name: string, description: string, fixed: Partial<AdaFilterOptions>): Method<AdaFilterOptions> {
+  const defaults = { ...adafilterDefaults, ...fixed };
+  return {
+    name, description, defaults,
+    apply(backbone, numClasses, options) {
+      return new AdaFilterModel(name, backbone, numClasses, resolveOptions(name, defaults, options));
+    },
+  };
+}
+
+export const adafilter = variant('adafilter',
+  'per-example per-filter choice between frozen and fine-tuned filters by a recurrent gate, gated BN', {});
+export const adafilterNoGbn = variant('adafilter-nogbn', 'AdaFilter with one BN after mixing (ablation)', { gatedBn: false });
+export const randomFilter = variant('random-filter',
+  'per-example random filter choice at a fixed fraction, no gate network (ablation)', { gate: 'random' });
+export const adafilterStatic = variant('adafilter-static',
+  'per-filter learned gates that do not depend on the example (ablation)', { gate: 'static' });
+
+export { GatedConv, GateContext } from './gated-conv';
+export { GatedBatchNorm } from './gated-bn';
+export { RecurrentGate, StaticGate, RandomGate, gumbelSigmoidST, hardGate } from './gate';
+export { GateStatsCollector } from './stats';
+export type { GateStats, LayerGateStats } from './stats';

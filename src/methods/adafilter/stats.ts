@@ -1,0 +1,107 @@
+import { Tensor } from '../../engine/tensor';
+import type { StatsCollector } from '../method';
+
+export type GateRecorder = (layer: number, gates: Float32Array, batch: number, channels: number) => void;
+
+export interface GateRecorderHost {
+  recorder: GateRecorder | null;
+}
+
+export interface LayerGateStats {
+  name: string;
+  filters: number;
+  /** Fraction of (example, filter) gates choosing the fine-tuned filter F. */
+  fraction: number;
+  /** Spread across examples of the per-example fraction: standard deviation, min, max. */
+  exampleStd: number;
+  exampleMin: number;
+  exampleMax: number;
+  /** Fraction of filters whose choice is not the same for every example (0: the gate ignores the input). */
+  filtersVarying: number;
+  /** Fraction choosing F among the examples of each class (by label). */
+  perClass: Record<string, number>;
+}
+
+export interface GateStats {
+  examples: number;
+  /** Over every gated layer's gates, weighted by filter count. */
+  fraction: number;
+  layers: LayerGateStats[];
+}
+
+interface Acc {
+  ones: Float64Array; // per filter, count of examples choosing F
+  sum: number;
+  sumSq: number; // of per-example fractions
+  min: number;
+  max: number;
+  classSum: Map<number, number>;
+  classN: Map<number, number>;
+}
+
+/** Gate statistics at evaluation, accumulated in JS from each batch's hard gates. */
+export class GateStatsCollector implements StatsCollector {
+  readonly #pending = new Map<number, { gates: Float32Array; batch: number; channels: number }>();
+  readonly #acc: Acc[];
+  #examples = 0;
+
+  /**
+   * `host` is where gated layers look for a recorder (AdaFilter's GateContext, SpotTune's policy
+   * state); `channels` the number of gates per layer (filters, or 1 for a whole block).
+   */
+  constructor(private readonly host: GateRecorderHost, private readonly names: string[], channels: number[]) {
+    this.#acc = channels.map((c) => ({ ones: new Float64Array(c), sum: 0, sumSq: 0, min: Infinity, max: -Infinity, classSum: new Map(), classN: new Map() }));
+    if (host.recorder) throw new Error('a statistics collector is already open on this model');
+    host.recorder = (layer, gates, batch, c) => this.#pending.set(layer, { gates, batch, channels: c });
+  }
+
+  update(labels: ArrayLike<number> | Tensor): void {
+    const ys = labels instanceof Tensor ? labels.toArray() : Array.from(labels);
+    for (let l = 0; l < this.#acc.length; l++) {
+      const p = this.#pending.get(l);
+      if (!p) throw new Error(`gate statistics: no gates recorded for ${this.names[l]} (run an evaluation forward pass, in eval mode, before update())`);
+      if (p.batch !== ys.length) throw new Error(`gate statistics: ${ys.length} labels for a batch of ${p.batch}`);
+      const a = this.#acc[l];
+      for (let i = 0; i < p.batch; i++) {
+        let s = 0;
+        for (let c = 0; c < p.channels; c++) {
+          const v = p.gates[i * p.channels + c];
+          s += v;
+          a.ones[c] += v;
+        }
+        const f = s / p.channels;
+        a.sum += f; a.sumSq += f * f;
+        a.min = Math.min(a.min, f); a.max = Math.max(a.max, f);
+        a.classSum.set(ys[i], (a.classSum.get(ys[i]) ?? 0) + f);
+        a.classN.set(ys[i], (a.classN.get(ys[i]) ?? 0) + 1);
+      }
+    }
+    this.#examples += ys.length;
+    this.#pending.clear();
+  }
+
+  result(): GateStats {
+    const n = this.#examples;
+    let total = 0, weighted = 0;
+    const layers = this.#acc.map((a, l): LayerGateStats => {
+      const filters = a.ones.length;
+      const mean = n ? a.sum / n : NaN;
+      const perClass: Record<string, number> = {};
+      for (const [k, s] of [...a.classSum].sort((x, y) => x[0] - y[0])) perClass[String(k)] = s / a.classN.get(k)!;
+      let varying = 0;
+      for (const o of a.ones) if (o > 0 && o < n) varying++;
+      total += filters; weighted += mean * filters;
+      return {
+        name: this.names[l], filters, fraction: mean,
+        exampleStd: n ? Math.sqrt(Math.max(0, a.sumSq / n - mean * mean)) : NaN,
+        exampleMin: a.min, exampleMax: a.max, filtersVarying: varying / filters, perClass,
+      };
+    });
+    return { examples: n, fraction: weighted / total, layers };
+  }
+
+  close(): void {
+    this.host.recorder = null;
+    this.#pending.clear();
+  }
+}

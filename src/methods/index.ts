@@ -1,0 +1,15 @@
+export { MethodModel, resolveOptions } from './method';
+export type { Method, OptimSettings, ParamRole, StatsCollector, LossOptions, ParameterCounts } from './method';
+export { describeBackbone, selectSites } from './backbone';
+export type { Backbone, BackboneInfo, ConvBnSite, GateLayers } from './backbone';
+export { methodNames, getMethod, applyMethod } from './registry';
+export { FinetuneModel } from './finetune';
+export { LinearProbeModel } from './linear-probe';
+export { L2spModel, l2spPenalty } from './l2sp';
+export type { L2spOptions } from './l2sp';
+export { BssModel, bssPenalty } from './bss';
+export type { BssOptions } from './bss';
+export { AdaFilterModel, adafilterDefaults } from './adafilter';
+export type { AdaFilterOptions, GateStats, LayerGateStats } from './adafilter';
+export { SpotTuneModel, SpotTuneBlock, spottuneDefaults, gumbelSoftmaxST } from './spottune';
+export type { SpotTuneOptions } from './spottune';

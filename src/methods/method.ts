@@ -1,0 +1,203 @@
+import { Tensor } from '../engine/tensor';
+import { Module } from '../nn/module';
+import { Parameter } from '../nn/parameter';
+import { BatchNorm2d } from '../nn/batchnorm';
+import { Linear } from '../nn/linear';
+import { crossEntropy } from '../nn/functional';
+import type { ParamGroupInput } from '../optim/optimizer';
+import { InputError } from '../errors';
+import { Backbone, describeBackbone } from './backbone';
+
+/** Learning rates and weight decay a method turns into optimiser parameter groups. */
+export interface OptimSettings {
+  /** Backbone learning rate (and the head's unless headLr is given). */
+  lr: number;
+  /** Head learning rate; default lr. */
+  headLr?: number;
+  /** Gate-network learning rate (AdaFilter, SpotTune policy); default lr. */
+  gateLr?: number;
+  /** Weight decay on conv / linear weights and the head (never on BN parameters or gate biases). Default 5e-4. */
+  weightDecay?: number;
+}
+
+/** What a parameter is, for the optimiser: its group decides lr and weight decay. */
+export type ParamRole = 'backbone' | 'head' | 'gate';
+
+/**
+ * Collects statistics while a method model is evaluated. Protocol: create it, then after every
+ * evaluation forward pass call update() with that batch's labels; result() at the end; close() always.
+ */
+export interface StatsCollector {
+  update(labels: ArrayLike<number> | Tensor): void;
+  result(): object;
+  close(): void;
+}
+
+export interface LossOptions {
+  labelSmoothing?: number;
+}
+
+export interface ParameterCounts {
+  /** Every parameter of the adapted model (frozen ones included). */
+  total: number;
+  /** Parameters the optimiser updates. */
+  trainable: number;
+  /** Parameters kept at their pretrained values. */
+  frozen: number;
+}
+
+/**
+ * A backbone adapted by a method: forward(x) gives logits for the new classes. The method decides
+ * which parameters train (paramGroups), what the loss adds (extraLoss, from the last forward pass)
+ * and what is recorded at evaluation (collectStats).
+ *
+ * The backbone is taken over and modified in place (its classifier replaced by the new head, gated
+ * layers swapped in); build a fresh one if the original is still needed.
+ */
+export abstract class MethodModel extends Module {
+  readonly backbone: Backbone;
+  /** Features [N, featureDim] of the last forward pass (until the tidy scope that made them closes). */
+  protected lastFeatures: Tensor | null = null;
+  readonly #head: Linear;
+  readonly #headKey: string;
+
+  constructor(readonly method: string, backbone: Module, readonly numClasses: number) {
+    super();
+    const info = describeBackbone(backbone);
+    this.backbone = info.model;
+    this.#headKey = info.headKey;
+    // The new classifier takes the place of the old one, so the adapted model keeps the backbone's
+    // parameter names (a fine-tuned ResNet stays loadable as a ResNet).
+    const old = (backbone as unknown as Record<string, Module>)[info.headKey];
+    this.#head = new Linear(info.featureDim, numClasses);
+    (backbone as unknown as Record<string, Module>)[info.headKey] = this.#head;
+    old.dispose();
+  }
+
+  /** The new classifier (it lives in the backbone under its original name, e.g. fc). */
+  get head(): Linear {
+    return this.#head;
+  }
+
+  get headKey(): string {
+    return this.#headKey;
+  }
+
+  /** Pooled features [N, D]; methods that wrap layers set up their per-pass state around this. */
+  features(x: Tensor): Tensor {
+    return this.backbone.features(x);
+  }
+
+  forward(x: Tensor): Tensor {
+    const f = this.features(x);
+    this.lastFeatures = f;
+    return this.#head.forward(f);
+  }
+
+  /** The role of each trainable parameter; parameters not listed are frozen. */
+  abstract trainableParameters(): [Parameter, ParamRole][];
+
+  /**
+   * Optimiser parameter groups: backbone, head and gate parameters in separate groups, each split
+   * into decayed (conv / linear weights) and not decayed (BN parameters, biases of gates). Empty
+   * groups are left out. Each group carries a `name`.
+   */
+  paramGroups(o: OptimSettings): ParamGroupInput[] {
+    const wd = o.weightDecay ?? 5e-4;
+    const noDecay = this.noDecayParameters();
+    const lrs: Record<ParamRole, number> = { backbone: o.lr, head: o.headLr ?? o.lr, gate: o.gateLr ?? o.lr };
+    const groups: ParamGroupInput[] = [];
+    for (const role of ['backbone', 'head', 'gate'] as ParamRole[]) {
+      const ps = this.trainableParameters().filter(([, r]) => r === role).map(([p]) => p);
+      const decayed = ps.filter((p) => !noDecay.has(p));
+      const plain = ps.filter((p) => noDecay.has(p));
+      const decay = this.weightDecayFor(role, wd);
+      if (decayed.length) groups.push({ name: role, params: decayed, lr: lrs[role], weightDecay: decay });
+      if (plain.length) groups.push({ name: `${role}_no_decay`, params: plain, lr: lrs[role], weightDecay: 0 });
+    }
+    return groups;
+  }
+
+  /** Weight decay for a role's decayed parameters (L2-SP replaces it by its own penalty). */
+  protected weightDecayFor(_role: ParamRole, wd: number): number {
+    return wd;
+  }
+
+  /** BN parameters and gate biases: no weight decay. */
+  protected noDecayParameters(): Set<Parameter> {
+    const out = new Set<Parameter>();
+    for (const m of this.modules()) {
+      if (m instanceof BatchNorm2d) {
+        if (m.weight) out.add(m.weight);
+        if (m.bias) out.add(m.bias);
+      }
+    }
+    return out;
+  }
+
+  /** The method's extra loss term for the last forward pass (L2-SP, BSS, gate budget), or null. */
+  extraLoss(): Tensor | null {
+    return null;
+  }
+
+  /** Cross-entropy (optional label smoothing) plus extraLoss(). */
+  loss(logits: Tensor, target: Tensor, o: LossOptions = {}): Tensor {
+    const ce = crossEntropy(logits, target, { labelSmoothing: o.labelSmoothing ?? 0 });
+    const extra = this.extraLoss();
+    return extra ? ce.add(extra) : ce;
+  }
+
+  /** A collector for evaluation statistics (gate fractions), or null when the method has none. */
+  collectStats(): StatsCollector | null {
+    return null;
+  }
+
+  parameterCounts(): ParameterCounts {
+    const trainable = new Set(this.trainableParameters().map(([p]) => p));
+    let total = 0, t = 0;
+    for (const p of this.parameters()) {
+      total += p.numel;
+      if (trainable.has(p)) t += p.numel;
+    }
+    return { total, trainable: t, frozen: total - t };
+  }
+
+  /**
+   * Sets requiresGrad on every parameter from trainableParameters(): true for those listed, false
+   * for the rest. Subclasses call it at the end of their constructor.
+   */
+  protected applyTrainability(): void {
+    const trainable = new Set(this.trainableParameters().map(([p]) => p));
+    for (const p of this.parameters()) p.requiresGrad_(trainable.has(p));
+  }
+}
+
+/** Construction options every method accepts. */
+export interface MethodOptions {
+  [key: string]: unknown;
+}
+
+/** A fine-tuning strategy: turns a (pretrained) backbone into a MethodModel for `numClasses` classes. */
+export interface Method<O extends object = Record<string, unknown>> {
+  readonly name: string;
+  readonly description: string;
+  /** Every option with its default value (each one a flag). */
+  readonly defaults: Readonly<O>;
+  apply(backbone: Module, numClasses: number, options?: Partial<O>): MethodModel;
+}
+
+/** Backbone and head parameters of a plain (ungated) adapted model, by role. */
+export function backboneAndHead(m: MethodModel): [Parameter, ParamRole][] {
+  const head = new Set(m.head.parameters());
+  return m.backbone.parameters().map((p): [Parameter, ParamRole] => [p, head.has(p) ? 'head' : 'backbone']);
+}
+
+/** Fills defaults and rejects unknown option names (a typo must not silently use a default). */
+export function resolveOptions<O extends object>(method: string, defaults: O, given: Partial<O> = {}): O {
+  for (const k of Object.keys(given)) {
+    if (!(k in defaults)) throw new InputError(`method ${method}: unknown option '${k}' (known: ${Object.keys(defaults).join(', ')})`);
+  }
+  const out = { ...defaults } as O;
+  for (const [k, v] of Object.entries(given)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}

@@ -1,0 +1,159 @@
+/**
+ * SpotTune (Guo et al., CVPR 2019): per example and per residual block, a policy network looking at
+ * the input image chooses between a frozen copy of the pretrained block and a fine-tuned one.
+ * Policy: a small ResNet (one BasicBlock per stage, widths 16/32/64) from scratch with 2 logits per
+ * block; straight-through Gumbel-softmax (tau 5) in training, argmax in evaluation.
+ */
+import { Tensor, aten } from '../engine/tensor';
+import { noGrad } from '../engine/autograd';
+import { full } from '../engine/creation';
+import { gumbel } from '../engine/random';
+import { Module } from '../nn/module';
+import { Parameter } from '../nn/parameter';
+import { Conv2d } from '../nn/conv';
+import { softmax } from '../nn/functional';
+import { BasicBlock, ResNet } from '../models/resnet';
+import { InputError } from '../errors';
+import { describeBackbone, replaceChild } from './backbone';
+import { GateStatsCollector, GateRecorder } from './adafilter/stats';
+import { Method, MethodModel, ParamRole, resolveOptions } from './method';
+
+export interface SpotTuneOptions {
+  /** Gumbel-softmax temperature. */
+  tau: number;
+  /** Policy network widths (one BasicBlock per stage). */
+  policyWidths: number[];
+  /** Force every block to the frozen (0) or fine-tuned (1) copy; null: the policy decides. */
+  forcePolicy: 0 | 1 | null;
+}
+
+export const spottuneDefaults: SpotTuneOptions = { tau: 5, policyWidths: [16, 32, 64], forcePolicy: null };
+
+class PolicyState {
+  /** [B, blocks] choice of the fine-tuned copy (0/1, straight-through gradient in training). */
+  choice: Tensor | null = null;
+  force: 0 | 1 | null = null;
+  recorder: GateRecorder | null = null;
+}
+
+/** Straight-through Gumbel-softmax over the last dimension; returns the one-hot sample. */
+export function gumbelSoftmaxST(logits: Tensor, tau: number): Tensor {
+  const y = softmax(logits.add(noGrad(() => gumbel(logits.shape, { dtype: logits.dtype }))).div(tau), -1);
+  const hard = noGrad(() => aten('aten::one_hot', '', [y.argmax(-1), logits.size(-1)]).to(y.dtype));
+  return hard.add(y.sub(y.detach()));
+}
+
+function copyBlock(b: BasicBlock): BasicBlock {
+  const c = new BasicBlock(b.conv1.inChannels, b.conv1.outChannels, b.conv1.stride);
+  noGrad(() => c.loadStateDict(b.stateDict()));
+  return c;
+}
+
+/** One residual block with its frozen and fine-tuned copies, mixed per example. */
+export class SpotTuneBlock extends Module {
+  frozen: BasicBlock;
+  tuned: BasicBlock;
+  readonly #state: PolicyState;
+
+  constructor(readonly index: number, block: BasicBlock, state: PolicyState) {
+    super();
+    this.tuned = block;
+    this.frozen = copyBlock(block);
+    this.#state = state;
+  }
+
+  forward(x: Tensor): Tensor {
+    const st = this.#state;
+    const b = x.size(0);
+    const g = st.force !== null ? full([b], st.force, { dtype: x.dtype }) : st.choice!.select(1, this.index);
+    if (st.recorder && !this.training) st.recorder(this.index, g.toFloat32Array(), b, 1);
+    if (!g.requiresGrad) {
+      const ones = noGrad(() => g.sum().item());
+      if (ones === b) return this.tuned.forward(x);
+      if (ones === 0) return this.frozen.forward(x);
+    }
+    return aten('aten::lerp', 'Tensor', [this.frozen.forward(x), this.tuned.forward(x), g.view(b, 1, 1, 1)]);
+  }
+}
+
+export class SpotTuneModel extends MethodModel {
+  policy: ResNet;
+  readonly #blocks: SpotTuneBlock[];
+  readonly #state = new PolicyState();
+
+  constructor(backbone: Module, numClasses: number, readonly options: SpotTuneOptions) {
+    super('spottune', backbone, numClasses);
+    const sites = describeBackbone(this.backbone).blocks;
+    this.#blocks = sites.map((s, i) => {
+      if (!(s.block instanceof BasicBlock)) throw new InputError(`spottune: block ${s.name} is not a BasicBlock`);
+      const w = new SpotTuneBlock(i, s.block, this.#state);
+      replaceChild(s.parent, s.key, w);
+      return w;
+    });
+    const ws = options.policyWidths;
+    this.policy = new ResNet({ blocks: ws.map(() => 1), widths: ws, stem: 'cifar', numClasses: 2 * sites.length });
+    this.#state.force = options.forcePolicy;
+    this.applyTrainability();
+  }
+
+  get blocks(): SpotTuneBlock[] {
+    return this.#blocks;
+  }
+
+  /** Per block: fraction of examples using the fine-tuned copy, overall, per class, and its spread. */
+  override collectStats(): GateStatsCollector {
+    return new GateStatsCollector(this.#state, describeBlocksNames(this), this.#blocks.map(() => 1));
+  }
+
+  forcePolicy(v: 0 | 1 | null): void {
+    this.#state.force = v;
+  }
+
+  trainableParameters(): [Parameter, ParamRole][] {
+    const frozen = new Set<Parameter>();
+    for (const b of this.#blocks) {
+      for (const m of b.frozen.modules()) if (m instanceof Conv2d) frozen.add(m.weight);
+    }
+    const head = new Set(this.head.parameters());
+    const out: [Parameter, ParamRole][] = this.backbone.parameters()
+      .filter((p) => !frozen.has(p)).map((p) => [p, head.has(p) ? 'head' : 'backbone']);
+    for (const p of this.policy.parameters()) out.push([p, 'gate']);
+    return out;
+  }
+
+  protected override noDecayParameters(): Set<Parameter> {
+    const s = super.noDecayParameters();
+    s.add(this.policy.fc.bias!);
+    return s;
+  }
+
+  override features(x: Tensor): Tensor {
+    const st = this.#state;
+    if (st.force === null) {
+      const logits = this.policy.forward(x).view(x.size(0), this.#blocks.length, 2);
+      st.choice = this.training
+        ? gumbelSoftmaxST(logits, this.options.tau).select(2, 1)
+        : noGrad(() => logits.argmax(2).to(x.dtype));
+    }
+    try {
+      return super.features(x);
+    } finally {
+      st.choice = null;
+    }
+  }
+}
+
+function describeBlocksNames(m: SpotTuneModel): string[] {
+  const names = new Map(m.backbone.namedModules().map(([n, mod]) => [mod, n] as [Module, string]));
+  return m.blocks.map((b) => names.get(b) ?? `block${b.index}`);
+}
+
+export const spottune: Method<SpotTuneOptions> = {
+  name: 'spottune',
+  description: 'per-example per-block choice between frozen and fine-tuned block copies; policy = small ResNet on the image',
+  defaults: spottuneDefaults,
+  apply(backbone, numClasses, options) {
+    return new SpotTuneModel(backbone, numClasses, resolveOptions('spottune', spottuneDefaults, options));
+  },
+};
+
