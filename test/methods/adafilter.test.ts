@@ -8,24 +8,15 @@ import { setNumThreads } from '../../src/engine/runtime';
 import { ResNet } from '../../src/models/resnet';
 import { SGD } from '../../src/optim/sgd';
 import { Module } from '../../src/nn/module';
-import { applyMethod, AdaFilterModel, MethodModel } from '../../src/methods';
+import { applyMethod, AdaFilterModel } from '../../src/methods';
 import { GatedConv, gumbelSigmoidST } from '../../src/methods/adafilter';
-import { fakePretrained, maxAbsDiff, snapshot } from './helpers';
+import { fakePretrained, maxAbsDiff, snapshot, step } from './helpers';
 
 setNumThreads(2);
 
 const ada = (name = 'adafilter', o: Record<string, unknown> = {}, seed = 1) =>
   applyMethod(name, fakePretrained(seed), 5, o) as AdaFilterModel;
 
-function step(m: MethodModel, opt: SGD, x: Tensor, y: Tensor): number {
-  return tidy(() => {
-    opt.zeroGrad();
-    const loss = m.loss(m.forward(x), y);
-    loss.backward();
-    opt.step();
-    return loss.item();
-  });
-}
 
 /** Makes F, BN_F (and the single BN) differ from S / BN_S, so the forced-gate checks mean something. */
 function perturb(m: AdaFilterModel): void {

@@ -3,24 +3,14 @@ import assert from 'node:assert/strict';
 import { Tensor } from '../../src/engine/tensor';
 import { tensor as mk } from '../../src/engine/creation';
 import { manualSeed, randn, randint } from '../../src/engine/random';
-import { noGrad } from '../../src/engine/autograd';
 import { tidy } from '../../src/engine/scope';
 import { setNumThreads } from '../../src/engine/runtime';
 import { SGD } from '../../src/optim/sgd';
 import { applyMethod, methodNames, l2spPenalty, bssPenalty, MethodModel } from '../../src/methods';
-import { fakePretrained, snapshot } from './helpers';
+import { fakePretrained, snapshot, step } from './helpers';
 
 setNumThreads(2);
 
-function step(m: MethodModel, opt: SGD, x: Tensor, y: Tensor): number {
-  return tidy(() => {
-    opt.zeroGrad();
-    const loss = m.loss(m.forward(x), y);
-    loss.backward();
-    opt.step();
-    return loss.item();
-  });
-}
 
 /** Names of parameters with a gradient after one backward pass. */
 function withGrad(m: MethodModel, x: Tensor, y: Tensor): Set<string> {
@@ -181,7 +171,7 @@ test('bss: the method adds the penalty of the batch features in training, nothin
   const x = randn([4, 3, 16, 16]), y = randint(0, 5, [4]);
   m.train();
   const [extra, expect] = tidy(() => {
-    const logits = m.forward(x);
+    m.forward(x); // the penalty is computed from this pass's features
     const e = m.extraLoss()!.item();
     const f = m.backbone.features(x);
     return [e, bssPenalty(f, 1, 0.5).item()];

@@ -1,4 +1,7 @@
 import { Tensor } from '../../src/engine/tensor';
+import { tidy } from '../../src/engine/scope';
+import { SGD } from '../../src/optim/sgd';
+import { MethodModel } from '../../src/methods/method';
 import { noGrad } from '../../src/engine/autograd';
 import { manualSeed } from '../../src/engine/random';
 import { buildModel } from '../../src/models/registry';
@@ -36,5 +39,16 @@ export function maxAbsDiff(a: Tensor, b: Tensor): number {
     const v = d.item();
     d.dispose();
     return v;
+  });
+}
+
+/** One training step of a method model; returns the loss. */
+export function step(m: MethodModel, opt: SGD, x: Tensor, y: Tensor): number {
+  return tidy(() => {
+    opt.zeroGrad();
+    const loss = m.loss(m.forward(x), y);
+    loss.backward();
+    opt.step();
+    return loss.item();
   });
 }
