@@ -31,6 +31,9 @@ interface Side {
   forward_gflop_s: number;
   train_gflop_s: number;
   peak_rss_mb: number;
+  /** Every timed step, in order, so the spread (and any noise) is visible. */
+  forward_steps_ms: number[];
+  train_steps_ms: number[];
 }
 
 function side(batch: number, fwd: number[], train: number[], flops: number, rss: number): Side {
@@ -39,6 +42,7 @@ function side(batch: number, fwd: number[], train: number[], flops: number, rss:
     forward_img_s: batch / f, train_img_s: batch / t, forward_ms: f * 1e3, train_ms: t * 1e3,
     // A training step costs about 3× the forward FLOPs (forward, input gradient, weight gradient).
     forward_gflop_s: flops / f / 1e9, train_gflop_s: 3 * flops / t / 1e9, peak_rss_mb: rss,
+    forward_steps_ms: fwd.map((s) => +(s * 1e3).toFixed(2)), train_steps_ms: train.map((s) => +(s * 1e3).toFixed(2)),
   };
 }
 
