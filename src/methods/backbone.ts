@@ -1,14 +1,16 @@
 /**
  * What a method needs to know about a backbone's structure: where its classifier is, and which
- * convolution + batch-norm pairs sit where (stem, inside residual blocks, shortcuts), in forward
- * order. One function per architecture family; MobileNetV2 is added here as another branch.
+ * convolution + batch-norm pairs sit where (stem, inside residual blocks, shortcuts, head), in forward
+ * order. Read from the backbone's own metadata (`convBns()`, `blocks()`, `classifier()`,
+ * `resetClassifier()` of src/models/backbone.ts), so every registered family (ResNet with BasicBlock
+ * or Bottleneck, MobileNetV2) is handled the same way.
  */
 import { Tensor } from '../engine/tensor';
 import { Module } from '../nn/module';
 import { Conv2d } from '../nn/conv';
 import { BatchNorm2d } from '../nn/batchnorm';
-import { Sequential } from '../nn/sequential';
-import { ResNet } from '../models/resnet';
+import { Linear } from '../nn/linear';
+import type { Backbone as ModelBackbone, ConvBn, ConvRole } from '../models/backbone';
 import { InputError } from '../errors';
 
 /** A backbone as methods use it: a Module with pooled features before its classifier. */
@@ -16,14 +18,18 @@ export type Backbone = Module & { features(x: Tensor): Tensor };
 
 /** A convolution directly followed by its batch norm: the unit AdaFilter gates. */
 export interface ConvBnSite {
-  /** Dotted name of the convolution in the backbone (layer1.0.conv1). */
+  /** Dotted name of the convolution in the backbone (layer1.0.conv1, features.2.conv.1.0). */
   name: string;
-  kind: 'stem' | 'block' | 'shortcut';
+  kind: ConvRole;
+  /** 'conv' (ResNet), 'expand' / 'depthwise' / 'project' (MobileNetV2). */
+  layerKind: ConvBn['kind'];
   parent: Module;
   convKey: string;
   bnKey: string;
   conv: Conv2d;
   bn: BatchNorm2d;
+  /** Swaps conv and BN in the model. */
+  replace(conv: Module, bn: Module): void;
 }
 
 /** A residual block (the unit SpotTune chooses per example). */
@@ -32,17 +38,25 @@ export interface BlockSite {
   parent: Module;
   key: string;
   block: Module;
+  /** True when the block adds its input back. */
+  residual: boolean;
+  /** Swaps the block in the model. */
+  replace(m: Module): void;
 }
 
 export interface BackboneInfo {
   model: Backbone;
   family: string;
-  /** Attribute holding the classifier (a Linear). */
+  /** State-dict name of the classifier (a Linear): 'fc', 'classifier.1'. */
   headKey: string;
   featureDim: number;
   /** Every conv+BN pair in forward order. */
   convSites: ConvBnSite[];
   blocks: BlockSite[];
+  /** The classifier (a Linear) now in the model. */
+  classifier(): Linear;
+  /** Replaces the classifier by a new Linear(featureDim, n) under the same name; the old one is disposed. */
+  resetClassifier(n: number): void;
 }
 
 /** Which conv+BN pairs AdaFilter gates: 'blocks' (default), 'all', or 'last-N' (the last N block convs). */
@@ -57,51 +71,39 @@ export function selectSites(info: BackboneInfo, which: GateLayers): ConvBnSite[]
   return inBlocks.slice(-Math.min(Number(m[1]), inBlocks.length));
 }
 
-const get = (m: Module, k: string): unknown => (m as unknown as Record<string, unknown>)[k];
-
 /** Replaces attribute `key` of `parent` (a Sequential child too, by its index name). */
 export function replaceChild(parent: Module, key: string, child: Module): void {
   (parent as unknown as Record<string, Module>)[key] = child;
 }
 
-/** conv1/bn1, conv2/bn2, … of a residual block (BasicBlock: 2 pairs, Bottleneck: 3). */
-function blockPairs(block: Module): [string, string][] {
-  const out: [string, string][] = [];
-  for (let k = 1; get(block, `conv${k}`) instanceof Conv2d && get(block, `bn${k}`) instanceof BatchNorm2d; k++) {
-    out.push([`conv${k}`, `bn${k}`]);
-  }
-  return out;
+function isModelBackbone(m: Module): m is ModelBackbone {
+  const o = m as unknown as Record<string, unknown>;
+  return typeof o.convBns === 'function' && typeof o.blocks === 'function'
+    && typeof o.classifier === 'function' && typeof o.resetClassifier === 'function'
+    && typeof o.features === 'function';
 }
 
-function describeResNet(model: ResNet): BackboneInfo {
-  const names = new Map(model.namedModules().map(([n, m]) => [m, n] as [Module, string]));
-  const site = (parent: Module, convKey: string, bnKey: string, kind: ConvBnSite['kind']): ConvBnSite => {
-    const prefix = names.get(parent) ?? '';
-    return {
-      name: prefix ? `${prefix}.${convKey}` : convKey, kind, parent, convKey, bnKey,
-      conv: get(parent, convKey) as Conv2d, bn: get(parent, bnKey) as BatchNorm2d,
-    };
-  };
-  const convSites: ConvBnSite[] = [site(model, 'conv1', 'bn1', 'stem')];
-  const blocks: BlockSite[] = [];
-  for (const stage of model.layers) {
-    for (const [key, block] of stage.namedChildren()) {
-      const pairs = blockPairs(block);
-      if (pairs.length === 0) throw new InputError(`backbone block ${names.get(block)} has no conv/bn pairs a method knows`);
-      blocks.push({ name: names.get(block) ?? key, parent: stage, key, block });
-      for (const [c, b] of pairs) convSites.push(site(block, c, b, 'block'));
-      const ds = get(block, 'downsample');
-      if (ds instanceof Sequential && get(ds, '0') instanceof Conv2d && get(ds, '1') instanceof BatchNorm2d) {
-        convSites.push(site(ds, '0', '1', 'shortcut'));
-      }
-    }
-  }
-  return { model, family: 'resnet', headKey: 'fc', featureDim: model.fc.inFeatures, convSites, blocks };
-}
-
-/** The structure of a supported backbone; an InputError for architectures no method knows yet. */
+/**
+ * The structure of a backbone, from its own metadata; an InputError for a module that does not
+ * describe itself (see src/models/backbone.ts). Call it before modifying the model: the sites point at
+ * the modules as built.
+ */
 export function describeBackbone(model: Module): BackboneInfo {
-  if (model instanceof ResNet) return describeResNet(model);
-  const name = model.constructor?.name ?? 'unknown';
-  throw new InputError(`fine-tuning methods do not support the architecture ${name} yet (supported: ResNet)`);
+  if (!isModelBackbone(model)) {
+    const name = model.constructor?.name ?? 'unknown';
+    throw new InputError(`fine-tuning methods do not support the architecture ${name} (a backbone must offer convBns(), blocks(), classifier(), resetClassifier())`);
+  }
+  const convSites: ConvBnSite[] = model.convBns().map((c) => ({
+    name: c.convName, kind: c.role, layerKind: c.kind, parent: c.parent, convKey: c.convKey, bnKey: c.bnKey,
+    conv: c.conv, bn: c.bn, replace: (conv: Module, bn: Module) => c.replace(conv, bn),
+  }));
+  const blocks: BlockSite[] = model.blocks().map((b) => ({
+    name: b.name, parent: b.parent, key: b.key, block: b.module, residual: b.residual, replace: (m: Module) => b.replace(m),
+  }));
+  if (blocks.length === 0) throw new InputError(`backbone ${model.family}: no blocks a method knows`);
+  return {
+    model, family: model.family, headKey: model.classifier().name, featureDim: model.featureDim, convSites, blocks,
+    classifier: () => model.classifier().module,
+    resetClassifier: (n: number) => model.resetClassifier(n),
+  };
 }

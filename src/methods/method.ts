@@ -60,21 +60,27 @@ export abstract class MethodModel extends Module {
   protected lastFeatures: Tensor | null = null;
   readonly #head: Linear;
   readonly #headKey: string;
+  /** The module applied to the features: the head, or the container holding it. */
+  readonly #headPath: Module;
 
   constructor(readonly method: string, backbone: Module, readonly numClasses: number) {
     super();
     const info = describeBackbone(backbone);
     this.backbone = info.model;
     this.#headKey = info.headKey;
-    // The new classifier takes the place of the old one, so the adapted model keeps the backbone's
-    // parameter names (a fine-tuned ResNet stays loadable as a ResNet).
-    const old = (backbone as unknown as Record<string, Module>)[info.headKey];
-    this.#head = new Linear(info.featureDim, numClasses);
-    (backbone as unknown as Record<string, Module>)[info.headKey] = this.#head;
-    old.dispose();
+    // The new classifier takes the place of the old one (backbone.resetClassifier), so the adapted
+    // model keeps the backbone's parameter names (a fine-tuned ResNet stays loadable as a ResNet).
+    info.resetClassifier(numClasses);
+    this.#head = info.classifier();
+    // A classifier inside a container (MobileNetV2's classifier = [dropout, linear]) is reached
+    // through that container, so what comes before the Linear (dropout) still applies.
+    const dot = info.headKey.lastIndexOf('.');
+    const container = dot < 0 ? undefined
+      : this.backbone.namedModules().find(([n]) => n === info.headKey.slice(0, dot))?.[1];
+    this.#headPath = container ?? this.#head;
   }
 
-  /** The new classifier (it lives in the backbone under its original name, e.g. fc). */
+  /** The new classifier (it lives in the backbone under its original name: fc, classifier.1). */
   get head(): Linear {
     return this.#head;
   }
@@ -91,7 +97,7 @@ export abstract class MethodModel extends Module {
   forward(x: Tensor): Tensor {
     const f = this.features(x);
     this.lastFeatures = f;
-    return this.#head.forward(f);
+    return this.#headPath.forward(f);
   }
 
   /** The role of each trainable parameter; parameters not listed are frozen. */

@@ -12,9 +12,10 @@ import { Module } from '../nn/module';
 import { Parameter } from '../nn/parameter';
 import { Conv2d } from '../nn/conv';
 import { softmax } from '../nn/functional';
-import { BasicBlock, ResNet } from '../models/resnet';
+import { BasicBlock, Bottleneck, ResNet } from '../models/resnet';
+import { InvertedResidual } from '../models/mobilenetv2';
 import { InputError } from '../errors';
-import { describeBackbone, replaceChild } from './backbone';
+import { describeBackbone } from './backbone';
 import { GateStatsCollector, GateRecorder } from './adafilter/stats';
 import { Method, MethodModel, ParamRole, resolveOptions } from './method';
 
@@ -43,19 +44,25 @@ export function gumbelSoftmaxST(logits: Tensor, tau: number): Tensor {
   return hard.add(y.sub(y.detach()));
 }
 
-function copyBlock(b: BasicBlock): BasicBlock {
-  const c = new BasicBlock(b.conv1.inChannels, b.conv1.outChannels, b.conv1.stride);
+/** A fresh copy of a block (same class and shape) with the same parameters and buffers. */
+function copyBlock(b: Module): Module {
+  let c: Module;
+  if (b instanceof BasicBlock) c = new BasicBlock(b.inPlanes, b.planes, b.stride);
+  else if (b instanceof Bottleneck) c = new Bottleneck(b.inPlanes, b.planes, b.stride);
+  else if (b instanceof InvertedResidual) c = new InvertedResidual(b.inChannels, b.outChannels, b.stride, b.expandRatio);
+  else throw new InputError(`spottune: cannot copy a block of type ${b.constructor?.name ?? 'unknown'}`);
   noGrad(() => c.loadStateDict(b.stateDict()));
+  c.train(b.training);
   return c;
 }
 
 /** One residual block with its frozen and fine-tuned copies, mixed per example. */
 export class SpotTuneBlock extends Module {
-  frozen: BasicBlock;
-  tuned: BasicBlock;
+  frozen: Module;
+  tuned: Module;
   readonly #state: PolicyState;
 
-  constructor(readonly index: number, block: BasicBlock, state: PolicyState) {
+  constructor(readonly index: number, block: Module, state: PolicyState) {
     super();
     this.tuned = block;
     this.frozen = copyBlock(block);
@@ -85,9 +92,8 @@ export class SpotTuneModel extends MethodModel {
     super('spottune', backbone, numClasses);
     const sites = describeBackbone(this.backbone).blocks;
     this.#blocks = sites.map((s, i) => {
-      if (!(s.block instanceof BasicBlock)) throw new InputError(`spottune: block ${s.name} is not a BasicBlock`);
       const w = new SpotTuneBlock(i, s.block, this.#state);
-      replaceChild(s.parent, s.key, w);
+      s.replace(w);
       return w;
     });
     const ws = options.policyWidths;

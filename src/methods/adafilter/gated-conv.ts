@@ -81,7 +81,12 @@ export class GatedConv extends Module {
       else if (ones === 0) useF = false;
     }
     if (useF && useS && this.fused) {
-      // One convolution with 2C outputs [F; S] and one BN call: cheaper than two of each.
+      // One convolution with 2C outputs [F; S] and one BN call: cheaper than two of each. A grouped
+      // (depthwise) convolution cannot stack its filters that way (output group k reads input group k),
+      // so it runs two convolutions and only the BN call is shared.
+      if (this.groups !== 1) {
+        return this.norm.forwardBoth(cat([this.conv(x, this.weight_f, this.bias_f), this.conv(x, this.weight_s, this.bias_s)], 1), g);
+      }
       const w = cat([this.weight_f, this.weight_s]);
       const b = this.bias_f && this.bias_s ? cat([this.bias_f, this.bias_s]) : null;
       return this.norm.forwardBoth(this.conv(x, w, b), g);

@@ -8,7 +8,7 @@ import { Module } from '../../nn/module';
 import { Parameter } from '../../nn/parameter';
 import { Identity } from '../../nn/basic';
 import { InputError } from '../../errors';
-import { describeBackbone, replaceChild, selectSites, GateLayers } from '../backbone';
+import { describeBackbone, selectSites, GateLayers } from '../backbone';
 import { Method, MethodModel, ParamRole, resolveOptions } from '../method';
 import { GateSource, RandomGate, RecurrentGate, StaticGate } from './gate';
 import { GateContext, GatedConv, SkipPaths } from './gated-conv';
@@ -79,8 +79,7 @@ export class AdaFilterModel extends MethodModel {
     this.gatedNames = sites.map((s) => s.name);
     this.#gated = sites.map((s, i) => {
       const g = new GatedConv(i, s.conv, s.bn, this.#ctx, { singleBn: !o.gatedBn, frozenBnAffine: o.frozenBnAffine, fused: o.fusedPaths });
-      replaceChild(s.parent, s.convKey, g);
-      replaceChild(s.parent, s.bnKey, new Identity());
+      s.replace(g, new Identity());
       return g;
     });
     this.#frozen = new Set<Parameter>();
