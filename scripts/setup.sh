@@ -15,15 +15,15 @@ APT_PACKAGES=(build-essential python3 libtorch-dev python3-torch python3-torchvi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
+  # With LIBTORCH pointing at another libtorch, Debian's is not needed.
+  [ -n "${LIBTORCH:-}" ] && [ "$p" = libtorch-dev ] && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ -z "${LIBTORCH:-}" ] || [ "${missing[*]}" != "libtorch-dev" ]; then
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    log "installing ${missing[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  log "installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 mkdir -p .stamps
