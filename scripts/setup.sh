@@ -42,7 +42,7 @@ if [ ! -f native/build/Release/adafilter.node ] || [ "$(cat .stamps/native 2>/de
   jobs=$(nproc 2>/dev/null || echo 2)
   # --nodedir: Node's headers ship with the machine's Node; without it node-gyp downloads them.
   nodedir=$(dirname "$(dirname "$(command -v node)")")
-  (cd native && npx --no-install node-gyp rebuild --nodedir="$nodedir" -j "$jobs" >&2)
+  (cd native && npx --no-install node-gyp rebuild --loglevel=warn --nodedir="$nodedir" -j "$jobs" >&2)
   echo "$native" > .stamps/native
 fi
 
