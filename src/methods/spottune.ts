@@ -1,5 +1,5 @@
 /**
- * SpotTune (Guo et al., CVPR 2019): per example and per residual block, a policy network looking at
+ * SpotTune (Guo et al., CVPR 2019): per example and per block (BasicBlock, Bottleneck, MobileNetV2 InvertedResidual), a policy network looking at
  * the input image chooses between a frozen copy of the pretrained block and a fine-tuned one.
  * Policy: a small ResNet (one BasicBlock per stage, widths 16/32/64) from scratch with 2 logits per
  * block; straight-through Gumbel-softmax (tau 5) in training, argmax in evaluation.
@@ -56,7 +56,7 @@ function copyBlock(b: Module): Module {
   return c;
 }
 
-/** One residual block with its frozen and fine-tuned copies, mixed per example. */
+/** One block with its frozen and fine-tuned copies, mixed per example. */
 export class SpotTuneBlock extends Module {
   frozen: Module;
   tuned: Module;
