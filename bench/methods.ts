@@ -64,7 +64,7 @@ function timeSteps(b: Bench, mode: 'forward' | 'train', steps: number): number[]
 
 function teardown(b: Bench): void {
   b.model.dispose();
-  b.opt.stateDict().state.forEach((s) => Object.values(s).forEach((t) => typeof t === 'object' && t.dispose()));
+  b.opt.dispose();
   b.x.dispose(); b.y.dispose();
 }
 

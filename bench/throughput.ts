@@ -124,6 +124,6 @@ export async function runThroughput(o: ThroughputOptions) {
   } finally {
     await peer?.close();
     model.dispose();
-    opt.stateDict().state.forEach((s) => Object.values(s).forEach((t) => typeof t === 'object' && t.dispose()));
+    opt.dispose();
   }
 }

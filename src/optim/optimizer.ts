@@ -37,6 +37,12 @@ export abstract class Optimizer {
 
   abstract step(): void;
 
+  /** Frees the optimizer's state tensors now (momentum buffers, moments) rather than at GC. */
+  dispose(): void {
+    for (const s of this.state.values()) for (const v of Object.values(s)) if (typeof v === 'object') v.dispose();
+    this.state.clear();
+  }
+
   /** Hyper-parameters per group and state per parameter (by position), for checkpoints. */
   stateDict(): { groups: Record<string, unknown>[]; state: Record<string, Tensor | number>[] } {
     const all = this.groups.flatMap((g) => g.params);
