@@ -28,9 +28,10 @@ export function gumbelSigmoidST(z: Tensor, tau: number, noise?: Tensor): Tensor 
   const d = noise ?? gumbelDifference(z.shape, z.dtype);
   const zn = z.add(d);
   const s = sigmoid(tau === 1 ? zn : zn.div(tau));
-  const hard = noGrad(() => s.gt(0.5).to(s.dtype));
-  const sd = s.detach();
-  return hard.add(s.sub(sd));
+  // s + (hard − s) is exactly hard: for s ≤ 0.5, hard − s = −s; for s > 0.5, 1 − s is exact
+  // (Sterbenz) and s + (1 − s) = 1. One graph node (add) instead of two.
+  const c = noGrad(() => s.gt(0.5).to(s.dtype).sub_(s));
+  return s.add(c);
 }
 
 /** G1 − G2 for independent standard Gumbel G1, G2 (a standard logistic sample), without gradient. */
