@@ -10,7 +10,7 @@ import { SGD } from '../../src/optim/sgd';
 import { Module } from '../../src/nn/module';
 import { applyMethod, AdaFilterModel } from '../../src/methods';
 import { GatedConv, gumbelSigmoidST } from '../../src/methods/adafilter';
-import { fakePretrained, maxAbsDiff, snapshot, step } from './helpers';
+import { fakePretrained, maxAbsDiff, perturb, snapshot, step, trainPass } from './helpers';
 
 setNumThreads(2);
 
@@ -18,20 +18,6 @@ const ada = (name = 'adafilter', o: Record<string, unknown> = {}, seed = 1) =>
   applyMethod(name, fakePretrained(seed), 5, o) as AdaFilterModel;
 
 
-/** Makes F, BN_F (and the single BN) differ from S / BN_S, so the forced-gate checks mean something. */
-function perturb(m: AdaFilterModel): void {
-  noGrad(() => {
-    for (const g of m.gated) {
-      g.weight_f.add_(tidy(() => randn(g.weight_f.shape).mul(0.05)));
-      for (const bn of [g.norm.bn_f, g.norm.bn]) {
-        if (!bn) continue;
-        bn.weight!.add_(0.1);
-        bn.running_mean.add_(0.05);
-        bn.running_var.mul_(1.2);
-      }
-    }
-  });
-}
 
 /**
  * A plain resnet20 holding, at every gated layer, the weights and BN of one path of the AdaFilter
@@ -268,16 +254,7 @@ test('fused paths (one 2C convolution and BN call) match two separate paths: out
   b.loadStateDict(a.stateDict());
   manualSeed(18);
   const x = randn([4, 3, 16, 16]), y = randint(0, 5, [4]);
-  const run = (m: AdaFilterModel) => {
-    m.train();
-    manualSeed(19);
-    return tidy(() => {
-      const logits = m.forward(x);
-      m.loss(logits, y).backward();
-      return logits.detach();
-    });
-  };
-  const ya = run(a), yb = run(b);
+  const ya = trainPass(a, x, y, 19), yb = trainPass(b, x, y, 19);
   assert.ok(maxAbsDiff(ya, yb) < 1e-5, `outputs differ by ${maxAbsDiff(ya, yb)}`);
   const sa = a.stateDict(), sb = b.stateDict();
   for (const [k, t] of sa) assert.ok(maxAbsDiff(t, sb.get(k)!) < 1e-5, k);

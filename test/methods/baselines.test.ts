@@ -6,25 +6,12 @@ import { manualSeed, randn, randint } from '../../src/engine/random';
 import { tidy } from '../../src/engine/scope';
 import { setNumThreads } from '../../src/engine/runtime';
 import { SGD } from '../../src/optim/sgd';
-import { applyMethod, methodNames, l2spPenalty, bssPenalty, MethodModel } from '../../src/methods';
-import { fakePretrained, snapshot, step } from './helpers';
+import { applyMethod, methodNames, l2spPenalty, bssPenalty } from '../../src/methods';
+import { fakePretrained, snapshot, step, trainedNames, withGrad } from './helpers';
 
 setNumThreads(2);
 
 
-/** Names of parameters with a gradient after one backward pass. */
-function withGrad(m: MethodModel, x: Tensor, y: Tensor): Set<string> {
-  for (const p of m.parameters()) p.grad = null;
-  tidy(() => m.loss(m.forward(x), y).backward());
-  const out = new Set(m.namedParameters().filter(([, p]) => p.grad !== null).map(([k]) => k));
-  for (const p of m.parameters()) p.grad = null;
-  return out;
-}
-
-function trainedNames(m: MethodModel): Set<string> {
-  const trained = new Set(m.paramGroups({ lr: 0.1 }).flatMap((g) => g.params));
-  return new Set(m.namedParameters().filter(([, p]) => trained.has(p)).map(([k]) => k));
-}
 
 test('registry lists the methods and rejects unknown names and options', () => {
   for (const n of ['linear-probe', 'finetune', 'l2sp', 'bss', 'adafilter', 'adafilter-nogbn', 'random-filter', 'adafilter-static', 'spottune']) {

@@ -14,13 +14,12 @@ import { ResNet } from '../../src/models/resnet';
 import { MobileNetV2 } from '../../src/models/mobilenetv2';
 import { Backbone } from '../../src/models/backbone';
 import { buildModel } from '../../src/models/registry';
-import { BatchNorm2d } from '../../src/nn/batchnorm';
 import { Conv2d } from '../../src/nn/conv';
 import { Linear } from '../../src/nn/linear';
 import { Module } from '../../src/nn/module';
 import { SGD } from '../../src/optim/sgd';
-import { applyMethod, AdaFilterModel, MethodModel, SpotTuneModel, describeBackbone } from '../../src/methods';
-import { maxAbsDiff, step } from './helpers';
+import { applyMethod, AdaFilterModel, SpotTuneModel, describeBackbone } from '../../src/methods';
+import { maxAbsDiff, perturb, randomizeBatchNorm, step, trainedNames, trainPass, withGrad } from './helpers';
 
 setNumThreads(2);
 
@@ -49,18 +48,7 @@ const families: Family[] = [
 /** A freshly built backbone with non-trivial BN parameters and running statistics ("pretrained"). */
 function fake(f: Family, seed = 0): Backbone {
   manualSeed(seed);
-  const m = f.build();
-  noGrad(() => {
-    for (const mod of m.modules()) {
-      if (mod instanceof BatchNorm2d) {
-        mod.weight!.uniform_(0.5, 1.5);
-        mod.bias!.uniform_(-0.2, 0.2);
-        mod.running_mean.uniform_(-0.3, 0.3);
-        mod.running_var.uniform_(0.5, 2);
-      }
-    }
-  });
-  return m;
+  return randomizeBatchNorm(f.build());
 }
 
 /** A fresh backbone of the same family for 5 classes loaded with `sd` (names mapped by the caller). */
@@ -82,18 +70,6 @@ function disposeAll(...ms: Map<string, Tensor>[]): void {
   for (const m of ms) for (const t of m.values()) t.dispose();
 }
 
-function withGrad(m: MethodModel, x: Tensor, y: Tensor): Set<string> {
-  for (const p of m.parameters()) p.grad = null;
-  tidy(() => m.loss(m.forward(x), y).backward());
-  const out = new Set(m.namedParameters().filter(([, p]) => p.grad !== null).map(([k]) => k));
-  for (const p of m.parameters()) p.grad = null;
-  return out;
-}
-
-function trainedNames(m: MethodModel): Set<string> {
-  const trained = new Set(m.paramGroups({ lr: 0.1, gateLr: 0.01 }).flatMap((g) => g.params));
-  return new Set(m.namedParameters().filter(([, p]) => trained.has(p)).map(([k]) => k));
-}
 
 /** The plain network made of one path of an AdaFilter model (its F or S weights and BN_F / BN_S / BN). */
 function adaReference(f: Family, m: AdaFilterModel, path: 'f' | 's', bnName: string): Backbone {
@@ -127,17 +103,7 @@ for (const f of families) {
         const proj = (m.gate as any).proj as Linear[];
         m.gated.forEach((g, i) => assert.equal(proj[i].inFeatures, g.inChannels));
       }
-      noGrad(() => {
-        for (const g of m.gated) {
-          g.weight_f.add_(tidy(() => randn(g.weight_f.shape).mul(0.05)));
-          for (const bn of [g.norm.bn_f, g.norm.bn]) {
-            if (!bn) continue;
-            bn.weight!.add_(0.1);
-            bn.running_mean.add_(0.05);
-            bn.running_var.mul_(1.2);
-          }
-        }
-      });
+      perturb(m);
       m.eval();
       manualSeed(11);
       const x = randn(f.input);
@@ -162,7 +128,7 @@ for (const f of families) {
     const m = applyMethod('adafilter', fake(f, 2), 5) as AdaFilterModel;
     manualSeed(13);
     const x = randn(f.input), y = randint(0, 5, [f.input[0]]);
-    const trained = trainedNames(m);
+    const trained = trainedNames(m, { lr: 0.1, gateLr: 0.01 });
     const named = m.namedParameters();
     const frozen = named.filter(([k]) => !trained.has(k)).map(([k]) => k);
     assert.equal(frozen.length, f.gated);
@@ -196,7 +162,7 @@ for (const f of families) {
       const all = new Set(m.namedParameters().map(([k]) => k));
       m.train();
       if (method === 'linear-probe') {
-        assert.deepEqual(trainedNames(m), headNames);
+        assert.deepEqual(trainedNames(m, { lr: 0.1, gateLr: 0.01 }), headNames);
         const before = snapshot(m);
         const opt = new SGD(m.paramGroups({ lr: 0.1 }), { lr: 0.1, momentum: 0.9 });
         step(m, opt, x, y);
@@ -205,7 +171,7 @@ for (const f of families) {
         disposeAll(before, after);
         assert.deepEqual(withGrad(m, x, y), headNames);
       } else {
-        assert.deepEqual(trainedNames(m), all);
+        assert.deepEqual(trainedNames(m, { lr: 0.1, gateLr: 0.01 }), all);
         assert.deepEqual(withGrad(m, x, y), all);
         if (method !== 'finetune') assert.ok(tidy(() => { m.forward(x); return m.extraLoss()!.item(); }) >= 0);
       }
@@ -244,7 +210,7 @@ for (const f of families) {
     }
     assert.ok(maxAbsDiff(outs[0], outs[1]) > 1e-4, 'the two paths differ');
     m.forcePolicy(null);
-    const trained = trainedNames(m);
+    const trained = trainedNames(m, { lr: 0.1, gateLr: 0.01 });
     const frozen = m.namedParameters().filter(([k]) => !trained.has(k)).map(([k]) => k);
     assert.ok(frozen.length > 0 && frozen.every((k) => /\.frozen\..*\.weight$/.test(k)), frozen.join());
     const before = snapshot(m);
@@ -285,16 +251,7 @@ test('mobilenetv2: depthwise gated convs give the same outputs and gradients fus
   b.loadStateDict(a.stateDict());
   manualSeed(31);
   const x = randn(f.input), y = randint(0, 5, [f.input[0]]);
-  const run = (m: AdaFilterModel) => {
-    m.train();
-    manualSeed(32);
-    return tidy(() => {
-      const logits = m.forward(x);
-      m.loss(logits, y).backward();
-      return logits.detach();
-    });
-  };
-  const ya = run(a), yb = run(b);
+  const ya = trainPass(a, x, y, 32), yb = trainPass(b, x, y, 32);
   assert.ok(maxAbsDiff(ya, yb) < 1e-5, `outputs differ by ${maxAbsDiff(ya, yb)}`);
   const pb = new Map(b.namedParameters());
   const dw = a.gated.findIndex((g) => g.groups > 1);

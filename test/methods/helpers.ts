@@ -2,8 +2,9 @@ import { Tensor } from '../../src/engine/tensor';
 import { tidy } from '../../src/engine/scope';
 import { SGD } from '../../src/optim/sgd';
 import { MethodModel } from '../../src/methods/method';
+import type { AdaFilterModel } from '../../src/methods/adafilter';
 import { noGrad } from '../../src/engine/autograd';
-import { manualSeed } from '../../src/engine/random';
+import { manualSeed, randn } from '../../src/engine/random';
 import { buildModel } from '../../src/models/registry';
 import { BatchNorm2d } from '../../src/nn/batchnorm';
 import { Module } from '../../src/nn/module';
@@ -14,7 +15,11 @@ import { Module } from '../../src/nn/module';
  */
 export function fakePretrained(seed = 0, classes = 10) {
   manualSeed(seed);
-  const m = buildModel('resnet20', classes);
+  return randomizeBatchNorm(buildModel('resnet20', classes));
+}
+
+/** Gives every BN of m non-trivial affine parameters and running statistics, as pretraining would. */
+export function randomizeBatchNorm<M extends Module>(m: M): M {
   noGrad(() => {
     for (const mod of m.modules()) {
       if (mod instanceof BatchNorm2d) {
@@ -26,6 +31,32 @@ export function fakePretrained(seed = 0, classes = 10) {
     }
   });
   return m;
+}
+
+/** Names of parameters with a gradient after one backward pass. */
+export function withGrad(m: MethodModel, x: Tensor, y: Tensor): Set<string> {
+  for (const p of m.parameters()) p.grad = null;
+  tidy(() => m.loss(m.forward(x), y).backward());
+  const out = new Set(m.namedParameters().filter(([, p]) => p.grad !== null).map(([k]) => k));
+  for (const p of m.parameters()) p.grad = null;
+  return out;
+}
+
+/** Names of parameters in the method's optimiser groups. */
+export function trainedNames(m: MethodModel, lrs: { lr: number; gateLr?: number } = { lr: 0.1 }): Set<string> {
+  const trained = new Set(m.paramGroups(lrs).flatMap((g) => g.params));
+  return new Set(m.namedParameters().filter(([, p]) => trained.has(p)).map(([k]) => k));
+}
+
+/** One training-mode forward and backward with Gumbel noise from `seed`; returns the detached logits. */
+export function trainPass(m: MethodModel, x: Tensor, y: Tensor, seed: number): Tensor {
+  m.train();
+  manualSeed(seed);
+  return tidy(() => {
+    const logits = m.forward(x);
+    m.loss(logits, y).backward();
+    return logits.detach();
+  });
 }
 
 /** Copies of every parameter and buffer by name (plain arrays). */
@@ -50,5 +81,20 @@ export function step(m: MethodModel, opt: SGD, x: Tensor, y: Tensor): number {
     loss.backward();
     opt.step();
     return loss.item();
+  });
+}
+
+/** Makes F, BN_F (and the single BN) differ from S / BN_S, so the forced-gate checks mean something. */
+export function perturb(m: AdaFilterModel): void {
+  noGrad(() => {
+    for (const g of m.gated) {
+      g.weight_f.add_(tidy(() => randn(g.weight_f.shape).mul(0.05)));
+      for (const bn of [g.norm.bn_f, g.norm.bn]) {
+        if (!bn) continue;
+        bn.weight!.add_(0.1);
+        bn.running_mean.add_(0.05);
+        bn.running_var.mul_(1.2);
+      }
+    }
   });
 }
