@@ -8,6 +8,7 @@ import { Dropout, ReLU6 } from '../nn/basic';
 import * as F from '../nn/functional';
 import { constant_, kaimingNormal_, normal_ } from '../nn/init';
 import { Backbone, BlockInfo, ConvBn, convBn } from './backbone';
+import { PaddedConv2d } from './padded-conv';
 
 /** torchvision's _make_divisible: nearest multiple of `divisor`, never more than 10% below v. */
 export function makeDivisible(v: number, divisor = 8): number {
@@ -16,11 +17,37 @@ export function makeDivisible(v: number, divisor = 8): number {
   return n;
 }
 
+/** How convolutions pad: 'torch' pads (k−1)/2 on every side; 'keras' as keras.applications' MobileNetV2. */
+export type MobileNetV2Padding = 'torch' | 'keras';
+
+/** Per-model choices that every conv-BN of the network shares. */
+export interface LayerStyle {
+  padding: MobileNetV2Padding;
+  bnEps: number;
+}
+
+const TORCH_STYLE: LayerStyle = { padding: 'torch', bnEps: 1e-5 };
+
+/**
+ * A k×k convolution without bias. keras.applications pads its stride-2 3×3 convolutions with
+ * ZeroPadding2D((0,1),(0,1)) (its correct_pad for the even 224 px build size; equal to TF 'same' on
+ * every even input), i.e. one row and column at the bottom/right only, so a stride-2 window starts
+ * at pixel 0 instead of −1. Those become PaddedConv2d with pads [0, 0, 1, 1]; stride-1 'same' is
+ * symmetric and stays a plain Conv2d.
+ */
+function makeConv(inC: number, outC: number, k: number, stride: number, groups: number, style: LayerStyle): Conv2d {
+  const pad = (k - 1) >> 1;
+  if (style.padding === 'keras' && stride > 1 && k > 1) {
+    return new PaddedConv2d(inC, outC, k, [pad - 1, pad - 1, pad, pad], { stride, groups, bias: false });
+  }
+  return new Conv2d(inC, outC, k, { stride, padding: pad, groups, bias: false });
+}
+
 /** conv → BN → ReLU6 as torchvision's Conv2dNormActivation: children "0" (conv), "1" (bn), "2" (act). */
-function convBnAct(inC: number, outC: number, k: number, stride = 1, groups = 1): Sequential {
+function convBnAct(inC: number, outC: number, k: number, stride = 1, groups = 1, style: LayerStyle = TORCH_STYLE): Sequential {
   return new Sequential(
-    new Conv2d(inC, outC, k, { stride, padding: (k - 1) >> 1, groups, bias: false }),
-    new BatchNorm2d(outC),
+    makeConv(inC, outC, k, stride, groups, style),
+    new BatchNorm2d(outC, { eps: style.bnEps }),
     new ReLU6(),
   );
 }
@@ -36,14 +63,15 @@ export class InvertedResidual extends Module {
   readonly hidden: number;
   readonly useResidual: boolean;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, readonly stride: number, readonly expandRatio: number) {
+  constructor(readonly inChannels: number, readonly outChannels: number, readonly stride: number, readonly expandRatio: number,
+    style: LayerStyle = TORCH_STYLE) {
     super();
     this.hidden = Math.round(inChannels * expandRatio);
     this.useResidual = stride === 1 && inChannels === outChannels;
     const layers: Module[] = [];
-    if (expandRatio !== 1) layers.push(convBnAct(inChannels, this.hidden, 1));
-    layers.push(convBnAct(this.hidden, this.hidden, 3, stride, this.hidden));
-    layers.push(new Conv2d(this.hidden, outChannels, 1, { bias: false }), new BatchNorm2d(outChannels));
+    if (expandRatio !== 1) layers.push(convBnAct(inChannels, this.hidden, 1, 1, 1, style));
+    layers.push(convBnAct(this.hidden, this.hidden, 3, stride, this.hidden, style));
+    layers.push(new Conv2d(this.hidden, outChannels, 1, { bias: false }), new BatchNorm2d(outChannels, { eps: style.bnEps }));
     this.conv = new Sequential(...layers);
   }
 
@@ -79,6 +107,14 @@ export interface MobileNetV2Config {
   /** Dropout before the classifier (default 0.2, torchvision's). */
   dropout?: number;
   inChannels?: number;
+  /**
+   * 'torch' (default): symmetric padding everywhere, as torchvision. 'keras': stride-2 3×3 convs pad
+   * bottom/right only (PaddedConv2d, pads [0, 0, 1, 1]), as keras.applications' MobileNetV2, so that
+   * Keras weights (e.g. nsfwjs's) compute what they computed there.
+   */
+  padding?: MobileNetV2Padding;
+  /** BatchNorm epsilon of every BN (default 1e-5, PyTorch's; Keras uses 1e-3). */
+  bnEps?: number;
 }
 
 /**
@@ -92,22 +128,26 @@ export class MobileNetV2 extends Module implements Backbone {
   classifier_: Sequential;
   readonly featureDim: number;
   readonly widthMult: number;
+  readonly padding: MobileNetV2Padding;
 
   constructor(readonly config: MobileNetV2Config) {
     super();
     const a = this.widthMult = config.widthMult ?? 1;
     if (!(a > 0)) throw new Error(`MobileNetV2: width multiplier must be positive, got ${a}`);
+    const style: LayerStyle = { padding: this.padding = config.padding ?? 'torch', bnEps: config.bnEps ?? 1e-5 };
+    if (style.padding !== 'torch' && style.padding !== 'keras') throw new Error(`MobileNetV2: padding must be 'torch' or 'keras', got ${String(style.padding)}`);
+    if (!(style.bnEps > 0)) throw new Error(`MobileNetV2: bnEps must be positive, got ${style.bnEps}`);
     let input = makeDivisible(32 * a);
     this.featureDim = makeDivisible(1280 * Math.max(1, a));
-    const layers: Module[] = [convBnAct(config.inChannels ?? 3, input, 3, 2)];
+    const layers: Module[] = [convBnAct(config.inChannels ?? 3, input, 3, 2, 1, style)];
     for (const [t, c, n, s] of MOBILENETV2_SETTING) {
       const out = makeDivisible(c * a);
       for (let i = 0; i < n; i++) {
-        layers.push(new InvertedResidual(input, out, i === 0 ? s : 1, t));
+        layers.push(new InvertedResidual(input, out, i === 0 ? s : 1, t, style));
         input = out;
       }
     }
-    layers.push(convBnAct(input, this.featureDim, 1));
+    layers.push(convBnAct(input, this.featureDim, 1, 1, 1, style));
     this.features_ = new Sequential(...layers);
     this.classifier_ = new Sequential(new Dropout(config.dropout ?? 0.2), this.newHead(config.numClasses));
     for (const m of this.features_.modules()) {
