@@ -29,3 +29,5 @@ export { InputError } from './errors';
 export * as data from './data';
 export * as methods from './methods';
 export { applyMethod, methodNames, getMethod, MethodModel } from './methods';
+export { fineTune, evaluate, predict, compare, formatComparison, loadRun } from './train';
+export * as train from './train';

@@ -3,8 +3,14 @@ import { isInputError } from '../errors';
 import { benchCommand } from './commands/bench';
 import { datasetsCommand } from './commands/datasets';
 import { demoCommand } from './commands/demo';
+import { trainCommand } from './commands/train';
+import { evalCommand } from './commands/eval';
+import { predictCommand } from './commands/predict';
+import { compareCommand } from './commands/compare';
+import { pretrainCommand } from './commands/pretrain';
+import { reportCommand } from './commands/report';
 
-const commands: Command[] = [demoCommand, benchCommand, datasetsCommand];
+const commands: Command[] = [demoCommand, trainCommand, evalCommand, predictCommand, compareCommand, reportCommand, pretrainCommand, benchCommand, datasetsCommand];
 
 function help(): string {
   const lines = ['usage: adafilter <command> [options]', '', 'commands:'];

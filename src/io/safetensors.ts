@@ -19,6 +19,7 @@ import { fromTyped } from '../engine/creation';
 import { noGrad } from '../engine/autograd';
 import { Module, StateDict } from '../nn/module';
 import { InputError } from '../errors';
+import { describeWriteError } from './atomic';
 import { JsonError, JsonValue, parseStrictJson } from './strict-json';
 import { mapNames, NameConvention } from './names';
 
@@ -306,8 +307,7 @@ export function saveSafetensors(source: TensorSource, file: string, metadata?: R
   } catch (e) {
     if (fd !== null) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    if (e instanceof InputError) throw e;
-    throw new InputError(`${file}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw e instanceof InputError ? e : describeWriteError(file, e);
   }
 }
 

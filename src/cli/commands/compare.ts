@@ -1,0 +1,58 @@
+import { Command, intFlag, parseFlags } from '../command';
+import { InputError } from '../../errors';
+import { compare, formatComparison } from '../../train/compare';
+import { Interrupted } from '../../train/trainer';
+import { getMethod, methodNames } from '../../methods/registry';
+import { progressReporter } from '../progress';
+import { TRAIN_FLAGS, TRAIN_FLAGS_USAGE, trainOptionsOf } from '../train-flags';
+import { withSigint } from './train';
+
+const usage = `usage: adafilter compare --data D --methods a,b,c [--seeds N] [options]
+  Trains every method with every seed 0..N-1 (default 3) under identical data, splits, few-shot
+  samples, augmentation and budget, then prints mean ± std test accuracy and the error change
+  against finetune. Runs go to --out (default runs/compare-D)/METHOD-sSEED with compare.json
+  beside them; finished runs are reused, so rerunning after a stop continues.
+  --methods          comma-separated: ${methodNames().join(', ')}
+${TRAIN_FLAGS_USAGE}
+  (--opt applies to every method that has the option; use it with one method, or per method as --opt METHOD.KEY=VALUE)`;
+
+export const compareCommand: Command = {
+  name: 'compare',
+  summary: 'several methods × seeds on the same data; table of accuracy and error change vs finetune',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, { ...TRAIN_FLAGS, methods: { type: 'string' }, seeds: { type: 'string' } }, 'compare');
+    if (positionals.length) throw new InputError(`compare: unexpected argument '${positionals[0]}'`);
+    if (!values.methods) throw new InputError('compare: --methods is required (e.g. --methods finetune,adafilter)');
+    const methods = (values.methods as string).split(',').map((m) => m.trim()).filter(Boolean);
+    const { methodOptions, ...opts } = trainOptionsOf(values, 'compare');
+    // --opt METHOD.KEY=VALUE targets one method; a bare KEY=VALUE goes to every method.
+    const byMethod: Record<string, Record<string, unknown>> = Object.fromEntries(methods.map((m) => [m, {}]));
+    for (const [k, v] of Object.entries(methodOptions ?? {})) {
+      const dot = k.indexOf('.');
+      if (dot > 0 && methods.includes(k.slice(0, dot))) byMethod[k.slice(0, dot)][k.slice(dot + 1)] = v;
+      else {
+        const takers = methods.filter((m) => k in getMethod(m).defaults);
+        if (!takers.length) throw new InputError(`--opt ${k}: none of ${methods.join(', ')} has this option`);
+        for (const m of takers) byMethod[m][k] = v;
+      }
+    }
+    let progress = progressReporter();
+    try {
+      const c = await withSigint((signal) => compare({
+        ...opts, methods, seeds: intFlag(values.seeds as string | undefined, 'seeds', 3), methodOptionsByMethod: byMethod, signal,
+        onRun: (method, seed, i, total) => { progress.stop(); progress = progressReporter({ label: `[${i + 1}/${total} ${method} s${seed}]` }); },
+        onEvent: (e) => progress.onEvent(e),
+      }));
+      progress.stop();
+      if (values.json) process.stdout.write(JSON.stringify(c, null, 2) + '\n');
+      else process.stdout.write(formatComparison(c) + '\n');
+      return 0;
+    } catch (e) {
+      if (e instanceof Interrupted) return 130;
+      throw e;
+    } finally {
+      progress.stop();
+    }
+  },
+};

@@ -1,0 +1,24 @@
+import { Command, intFlag, parseFlags } from '../command';
+import { InputError } from '../../errors';
+import { predict } from '../../train/predict';
+
+const usage = `usage: adafilter predict RUN_DIR IMAGE... [--top K] [--json]
+  Classifies image files (PNG, JPEG, WebP, GIF, BMP, TIFF) with the run's best weights and prints
+  the top K classes (default 5) with their probabilities.`;
+
+export const predictCommand: Command = {
+  name: 'predict',
+  summary: 'classify image files with a trained run (top-k with class names)',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, { top: { type: 'string' }, json: { type: 'boolean' } }, 'predict');
+    if (positionals.length < 2) throw new InputError('predict: expected RUN_DIR and at least one IMAGE');
+    const preds = await predict(positionals[0], positionals.slice(1), { topk: intFlag(values.top as string | undefined, 'top', 5) });
+    if (values.json) { process.stdout.write(JSON.stringify(preds, null, 2) + '\n'); return 0; }
+    for (const p of preds) {
+      process.stdout.write(`${p.file}\n`);
+      for (const t of p.top) process.stdout.write(`  ${(100 * t.probability).toFixed(1).padStart(5)}%  ${t.class}\n`);
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,44 @@
+import { Command, intFlag, parseFlags } from '../command';
+import { InputError } from '../../errors';
+import { pretrain } from '../../train/pretrain';
+import { Interrupted } from '../../train/trainer';
+import { progressReporter } from '../progress';
+import { TRAIN_FLAGS, trainOptionsOf } from '../train-flags';
+import { withSigint } from './train';
+
+const usage = `usage: adafilter pretrain --arch A --data SOURCE --out WEIGHTS.safetensors [--run DIR] [--epochs N --batch N --lr X --seed N ...]
+  Trains architecture A from scratch on SOURCE (keep the transfer targets out of it) and writes
+  its backbone weights with architecture, preprocessing and a model card (WEIGHTS.md beside it).
+  The shipped backbone: adafilter pretrain --arch resnet20 --data quickdraw:0-244 --out weights/default.safetensors
+  (see weights/default.md for the exact command). The run folder (--run, default runs/pretrain-A)
+  keeps the training log; --resume continues it.`;
+
+export const pretrainCommand: Command = {
+  name: 'pretrain',
+  summary: 'train a backbone from scratch on a source task and write it with a model card',
+  usage,
+  async run(argv) {
+    const flags = { ...TRAIN_FLAGS, arch: { type: 'string' as const }, run: { type: 'string' as const }, seed: { type: 'string' as const }, resume: { type: 'boolean' as const } };
+    const { values, positionals } = parseFlags(argv, flags, 'pretrain');
+    if (positionals.length) throw new InputError(`pretrain: unexpected argument '${positionals[0]}'`);
+    if (!values.arch) throw new InputError('pretrain: --arch is required');
+    const weights = values.out as string | undefined;
+    if (!weights) throw new InputError('pretrain: --out WEIGHTS.safetensors is required');
+    const { backbone: _b, methodOptions: _m, shots: _s, out: _o, ...opts } = trainOptionsOf(values, 'pretrain');
+    const progress = progressReporter();
+    const command = `adafilter pretrain ${argv.filter((a) => a !== '--resume').join(' ')}`;
+    try {
+      const card = await withSigint((signal) => pretrain({
+        ...opts, arch: values.arch as string, weights, out: (values.run as string | undefined) ?? `runs/pretrain-${values.arch}`,
+        seed: intFlag(values.seed as string | undefined, 'seed', 0, 0), resume: Boolean(values.resume), signal, onEvent: progress.onEvent,
+      }, command));
+      process.stdout.write(`${card.arch} on ${card.source}: val ${(100 * card.valAcc).toFixed(2)}%, test ${(100 * card.testAcc).toFixed(2)}% → ${weights}\n`);
+      return 0;
+    } catch (e) {
+      if (e instanceof Interrupted) return 130;
+      throw e;
+    } finally {
+      progress.stop();
+    }
+  },
+};

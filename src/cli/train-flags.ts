@@ -1,0 +1,60 @@
+/** Flags shared by `train` and `compare`, turned into TrainOptions. */
+import type { ParseArgsConfig } from 'node:util';
+import { InputError } from '../errors';
+import { intFlag, numberFlag } from './command';
+import type { TrainOptions } from '../train/options';
+import { TRAIN_DEFAULTS } from '../train/options';
+
+export const TRAIN_FLAGS: NonNullable<ParseArgsConfig['options']> = {
+  backbone: { type: 'string' }, data: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
+  lr: { type: 'string' }, 'head-lr': { type: 'string' }, 'gate-lr': { type: 'string' }, wd: { type: 'string' },
+  momentum: { type: 'string' }, schedule: { type: 'string' }, 'label-smoothing': { type: 'string' },
+  'no-augment': { type: 'boolean' }, shots: { type: 'string' }, classes: { type: 'string' }, threads: { type: 'string' },
+  workers: { type: 'string' }, opt: { type: 'string', multiple: true }, out: { type: 'string' }, json: { type: 'boolean' },
+};
+
+export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped backbone), an architecture (random init), or WEIGHTS.safetensors / ARCH:FILE
+  --data D           dataset: mnist, fashion-mnist, quickdraw:300-309, glyphs:scripts=Armenian, folder:PATH …
+  --epochs N         (${TRAIN_DEFAULTS.epochs})      --batch N (${TRAIN_DEFAULTS.batch})      --lr X (${TRAIN_DEFAULTS.lr}, SGD momentum ${TRAIN_DEFAULTS.momentum})
+  --head-lr X        new head's lr (default --lr)    --gate-lr X  gate/policy network lr (default --lr)
+  --wd X             weight decay (${TRAIN_DEFAULTS.weightDecay})    --schedule cosine|constant    --label-smoothing X
+  --no-augment       no random crops / flips          --shots K  training images per class
+  --classes A,B,..   keep these classes (names or indices)
+  --opt KEY=VALUE    a method option (repeatable), e.g. --opt tau=0.5 --opt gatedBn=false
+  --threads N        libtorch threads    --workers N  data threads    --out DIR  run folder    --json  result on stdout`;
+
+function parseValue(v: string): unknown {
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  if (v !== '' && Number.isFinite(Number(v))) return Number(v);
+  return v;
+}
+
+export function methodOptionsOf(raw: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const kv of (raw as string[] | undefined) ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new InputError(`--opt: expected KEY=VALUE, got '${kv}'`);
+    out[kv.slice(0, eq)] = parseValue(kv.slice(eq + 1));
+  }
+  return out;
+}
+
+type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+export function trainOptionsOf(values: Values, where: string): TrainOptions {
+  const s = (k: string) => values[k] as string | undefined;
+  if (!s('data')) throw new InputError(`${where}: --data is required (e.g. --data quickdraw:300-309)`);
+  const num = (k: string) => (s(k) === undefined ? undefined : numberFlag(s(k), k, 0));
+  const int = (k: string, min = 1) => (s(k) === undefined ? undefined : intFlag(s(k), k, 0, min));
+  const schedule = s('schedule');
+  if (schedule !== undefined && schedule !== 'cosine' && schedule !== 'constant') throw new InputError(`--schedule: expected cosine or constant, got '${schedule}'`);
+  return {
+    backbone: s('backbone'), data: s('data')!, epochs: int('epochs'), batch: int('batch'), lr: num('lr'),
+    headLr: num('head-lr'), gateLr: num('gate-lr'), weightDecay: num('wd'), momentum: num('momentum'),
+    schedule: schedule as 'cosine' | 'constant' | undefined, labelSmoothing: num('label-smoothing'),
+    augment: values['no-augment'] ? false : undefined, shots: int('shots'), threads: int('threads'), workers: int('workers', 0),
+    classes: s('classes')?.split(',').map((c) => c.trim()).filter(Boolean).map((c) => (/^\d+$/.test(c) ? Number(c) : c)),
+    methodOptions: methodOptionsOf(values.opt), out: s('out'),
+  };
+}

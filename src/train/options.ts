@@ -1,0 +1,113 @@
+/** What a training run takes, with defaults, checked before anything is loaded or written. */
+import * as os from 'node:os';
+import { InputError } from '../errors';
+import { getMethod } from '../methods/registry';
+
+export interface TrainOptions {
+  /** 'default' (the shipped backbone), an architecture name, or a weights file (see openBackbone). */
+  backbone?: string;
+  /** A dataset name: mnist, quickdraw:300-309, glyphs:scripts=Armenian, a folder… */
+  data: string;
+  method?: string;
+  /** The method's own options (its defaults: `adafilter methods`); unknown names are refused. */
+  methodOptions?: Record<string, unknown>;
+  epochs?: number;
+  batch?: number;
+  /** Backbone learning rate (SGD, momentum 0.9). */
+  lr?: number;
+  /** New head's learning rate; default lr. */
+  headLr?: number;
+  /** Gate / policy network learning rate; default lr. */
+  gateLr?: number;
+  weightDecay?: number;
+  momentum?: number;
+  /** Learning rate over the run: cosine to 0 per step (default) or constant. */
+  schedule?: 'cosine' | 'constant';
+  labelSmoothing?: number;
+  /** Random crops with padding and horizontal flips in training (default true). */
+  augment?: boolean;
+  /** Training examples per class (few-shot); default all. */
+  shots?: number;
+  /** Classes of the data to keep, by name or index. */
+  classes?: (string | number)[];
+  /** Fractions carved from the training data when the source has no val / test split. */
+  valFraction?: number;
+  testFraction?: number;
+  seed?: number;
+  /** libtorch threads; default: the CPU count, at most 4. Results depend on it (float summation order). */
+  threads?: number;
+  /** Data loading threads; default min(2, CPUs). */
+  workers?: number;
+  /** The run folder. Default runs/<method>-<data>-s<seed>. */
+  out?: string;
+  /** Continue the run in `out` from its checkpoint. */
+  resume?: boolean;
+  /** Called with progress (steps, epochs); used by the CLI's progress bar. */
+  onEvent?: (e: TrainEvent) => void;
+  /** Aborting saves a checkpoint at the next step boundary and stops (the CLI wires SIGINT to it). */
+  signal?: AbortSignal;
+}
+
+export type TrainEvent =
+  | { type: 'start'; dir: string; epochs: number; stepsPerEpoch: number; startEpoch: number; startStep: number; description: string }
+  | { type: 'step'; epoch: number; step: number; stepsPerEpoch: number; loss: number; acc: number; imagesPerSec: number; lr: number }
+  | { type: 'epoch'; epoch: number; epochs: number; trainLoss: number; trainAcc: number; valLoss: number; valAcc: number; best: boolean; seconds: number; imagesPerSec: number }
+  | { type: 'test'; acc: number; loss: number }
+  | { type: 'interrupted'; epoch: number; step: number; checkpoint: string };
+
+export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' | 'shots' | 'classes' | 'resume' | 'workers'>> & {
+  shots: number | null;
+  classes: (string | number)[] | null;
+  resume: boolean;
+  workers: number;
+};
+
+export const TRAIN_DEFAULTS = {
+  backbone: 'default', method: 'adafilter', epochs: 10, batch: 32, lr: 0.01, weightDecay: 5e-4, momentum: 0.9,
+  schedule: 'cosine', labelSmoothing: 0, augment: true, valFraction: 0.1, testFraction: 0.2, seed: 0,
+} as const;
+
+function check(ok: boolean, msg: string): void {
+  if (!ok) throw new InputError(msg);
+}
+
+export function resolveOptions(o: TrainOptions): ResolvedOptions {
+  check(typeof o.data === 'string' && o.data.length > 0, 'data: a dataset name is required (e.g. mnist, quickdraw:300-309, a folder)');
+  const method = o.method ?? TRAIN_DEFAULTS.method;
+  getMethod(method); // unknown names fail here, before any loading
+  const r: ResolvedOptions = {
+    backbone: o.backbone ?? TRAIN_DEFAULTS.backbone,
+    data: o.data,
+    method,
+    methodOptions: o.methodOptions ?? {},
+    epochs: o.epochs ?? TRAIN_DEFAULTS.epochs,
+    batch: o.batch ?? TRAIN_DEFAULTS.batch,
+    lr: o.lr ?? TRAIN_DEFAULTS.lr,
+    headLr: o.headLr ?? o.lr ?? TRAIN_DEFAULTS.lr,
+    gateLr: o.gateLr ?? o.lr ?? TRAIN_DEFAULTS.lr,
+    weightDecay: o.weightDecay ?? TRAIN_DEFAULTS.weightDecay,
+    momentum: o.momentum ?? TRAIN_DEFAULTS.momentum,
+    schedule: o.schedule ?? TRAIN_DEFAULTS.schedule,
+    labelSmoothing: o.labelSmoothing ?? TRAIN_DEFAULTS.labelSmoothing,
+    augment: o.augment ?? TRAIN_DEFAULTS.augment,
+    shots: o.shots ?? null,
+    classes: o.classes ?? null,
+    valFraction: o.valFraction ?? TRAIN_DEFAULTS.valFraction,
+    testFraction: o.testFraction ?? TRAIN_DEFAULTS.testFraction,
+    seed: o.seed ?? TRAIN_DEFAULTS.seed,
+    threads: o.threads ?? Math.max(1, Math.min(4, os.cpus().length)),
+    workers: o.workers ?? Math.min(2, os.cpus().length),
+    out: o.out ?? '',
+    resume: o.resume ?? false,
+  };
+  if (!r.out) r.out = `runs/${r.method}-${r.data.replace(/[^A-Za-z0-9._-]+/g, '_')}-s${r.seed}`;
+  const int = (v: number, name: string, min: number) => check(Number.isInteger(v) && v >= min, `${name}: expected an integer >= ${min}, got ${v}`);
+  const num = (v: number, name: string, min: number, max = Infinity) => check(typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max, `${name}: expected a number in [${min}, ${max}], got ${v}`);
+  int(r.epochs, 'epochs', 1); int(r.batch, 'batch', 1); int(r.seed, 'seed', 0); int(r.threads, 'threads', 1); int(r.workers, 'workers', 0);
+  if (r.shots !== null) int(r.shots, 'shots', 1);
+  num(r.lr, 'lr', 0); num(r.headLr, 'head-lr', 0); num(r.gateLr, 'gate-lr', 0); num(r.weightDecay, 'wd', 0);
+  num(r.momentum, 'momentum', 0, 1); num(r.labelSmoothing, 'label-smoothing', 0, 1);
+  num(r.valFraction, 'val fraction', 0, 0.9); num(r.testFraction, 'test fraction', 0, 0.9);
+  check(r.schedule === 'cosine' || r.schedule === 'constant', `schedule: expected cosine or constant, got ${r.schedule}`);
+  return r;
+}

@@ -1,0 +1,44 @@
+/** `predict`: class probabilities for image files from a trained run. */
+import * as fs from 'node:fs';
+import { tidy } from '../engine/scope';
+import { noGrad } from '../engine/autograd';
+import { fromTyped } from '../engine/creation';
+import { softmax } from '../nn/functional';
+import { decodeImage } from '../data/decode';
+import { applyTransform } from '../data/transforms';
+import { InputError } from '../errors';
+import { loadRun } from './load-run';
+
+export interface Prediction {
+  file: string;
+  top: { class: string; index: number; probability: number }[];
+}
+
+export async function predict(runDir: string, images: string[], o: { topk?: number } = {}): Promise<Prediction[]> {
+  if (images.length === 0) throw new InputError('predict: no image files given');
+  const run = loadRun(runDir);
+  try {
+    const t = run.transform;
+    const k = Math.min(o.topk ?? 5, run.config.classes.length);
+    if (!Number.isInteger(k) || k < 1) throw new InputError(`topk: expected a positive integer, got ${o.topk}`);
+    const per = t.channels * t.height * t.width;
+    const x = new Float32Array(images.length * per);
+    for (let i = 0; i < images.length; i++) {
+      let bytes: Buffer;
+      try { bytes = fs.readFileSync(images[i]); } catch (e) {
+        throw new InputError(`${images[i]}: cannot read (${(e as NodeJS.ErrnoException).code ?? e})`);
+      }
+      const img = await decodeImage(bytes, t.channels, images[i], t.resize);
+      applyTransform(img, t, null, x, i * per);
+    }
+    const probs = noGrad(() => tidy(() => softmax(run.model.forward(fromTyped(x, 'float32', [images.length, t.channels, t.height, t.width])), 1).toFloat32Array()));
+    const n = run.config.classes.length;
+    return images.map((file, i) => {
+      const row = Array.from(probs.subarray(i * n, (i + 1) * n), (p, index) => ({ index, p }));
+      row.sort((a, b) => b.p - a.p || a.index - b.index);
+      return { file, top: row.slice(0, k).map((r) => ({ class: run.config.classes[r.index], index: r.index, probability: r.p })) };
+    });
+  } finally {
+    run.model.dispose();
+  }
+}

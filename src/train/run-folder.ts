@@ -1,0 +1,130 @@
+/**
+ * A run folder is the whole record of one training run; everything downstream (eval, predict,
+ * report, compare) reads it and nothing else.
+ *
+ *   run.json               what was asked: backbone, data, method, hyper-parameters, classes
+ *   log.jsonl              one line per finished epoch
+ *   checkpoint.safetensors last epoch (or SIGINT point): model, optimizer, position; for --resume
+ *   model.safetensors      the weights with the best validation accuracy so far
+ *   result.json            final numbers (test split read once, with the best weights)
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { InputError } from '../errors';
+import type { GateStats } from '../methods/adafilter/stats';
+import type { InputSpec } from './backbones';
+
+export const RUN_FILES = {
+  config: 'run.json', log: 'log.jsonl', checkpoint: 'checkpoint.safetensors', model: 'model.safetensors', result: 'result.json',
+} as const;
+
+export interface RunConfig {
+  version: 1;
+  backbone: string;
+  arch: string;
+  data: string;
+  method: string;
+  methodOptions: Record<string, unknown>;
+  epochs: number;
+  batch: number;
+  lr: number;
+  headLr: number;
+  gateLr: number;
+  weightDecay: number;
+  momentum: number;
+  schedule: 'cosine' | 'constant';
+  labelSmoothing: number;
+  augment: boolean;
+  shots: number | null;
+  valFraction: number;
+  testFraction: number;
+  seed: number;
+  threads: number;
+  classes: string[];
+  input: InputSpec & { resolvedStats: { mean: number[]; std: number[] } };
+  inputSize: number;
+  channels: 1 | 3;
+  createdAt: string;
+}
+
+export interface EpochLog {
+  epoch: number;
+  steps: number;
+  lr: number;
+  trainLoss: number;
+  trainAcc: number;
+  valLoss: number;
+  valAcc: number;
+  imagesPerSec: number;
+  seconds: number;
+  time: string;
+}
+
+export interface SplitScore {
+  acc: number;
+  loss: number;
+  examples: number;
+  perClass: Record<string, number>;
+}
+
+export interface RunResult {
+  method: string;
+  backbone: string;
+  arch: string;
+  data: string;
+  seed: number;
+  epochs: number;
+  bestEpoch: number;
+  val: { acc: number; loss: number };
+  test: SplitScore;
+  gates: GateStats | null;
+  params: { total: number; trainable: number; frozen: number };
+  trainSeconds: number;
+  dir: string;
+}
+
+function readJson<T>(file: string, what: string): T {
+  let text: string;
+  try { text = fs.readFileSync(file, 'utf8'); } catch (e) {
+    throw new InputError(`${file}: cannot read ${what} (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+  try { return JSON.parse(text) as T; } catch {
+    throw new InputError(`${file}: ${what} is not valid JSON`);
+  }
+}
+
+export function isRunFolder(dir: string): boolean {
+  return fs.existsSync(path.join(dir, RUN_FILES.config));
+}
+
+export function readRunConfig(dir: string): RunConfig {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new InputError(`${dir}: no such run folder`);
+  const file = path.join(dir, RUN_FILES.config);
+  if (!fs.existsSync(file)) throw new InputError(`${dir}: not a run folder (no ${RUN_FILES.config})`);
+  const c = readJson<RunConfig>(file, 'the run configuration');
+  if (c.version !== 1 || typeof c.arch !== 'string' || typeof c.method !== 'string' || !Array.isArray(c.classes)
+    || !c.classes.every((x) => typeof x === 'string') || typeof c.input !== 'object' || c.input === null) {
+    throw new InputError(`${file}: not a run configuration this version understands`);
+  }
+  return c;
+}
+
+/** Epoch lines; a torn last line (a kill mid-append) is skipped, anything else bad is an error. */
+export function readLog(dir: string): EpochLog[] {
+  const file = path.join(dir, RUN_FILES.log);
+  if (!fs.existsSync(file)) return [];
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const out: EpochLog[] = [];
+  lines.forEach((l, i) => {
+    if (!l.trim()) return;
+    try { out.push(JSON.parse(l) as EpochLog); } catch {
+      if (i < lines.length - 1 && lines.slice(i + 1).some((r) => r.trim())) throw new InputError(`${file}:${i + 1}: not valid JSON`);
+    }
+  });
+  return out;
+}
+
+export function readResult(dir: string): RunResult | null {
+  const file = path.join(dir, RUN_FILES.result);
+  return fs.existsSync(file) ? readJson<RunResult>(file, 'the run result') : null;
+}

@@ -1,0 +1,227 @@
+/**
+ * fineTune: one run, from a dataset name and a backbone to a finished run folder. Data flows one
+ * way — dataset → loader → model → loss → SGD — and everything the run decides is written to the
+ * run folder (see run-folder.ts), atomically, so a kill at any moment leaves a resumable run.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { manualSeed } from '../engine/random';
+import { setNumThreads } from '../engine/runtime';
+import { tidy } from '../engine/scope';
+import { SGD } from '../optim/sgd';
+import { applyMethod } from '../methods/registry';
+import { MethodModel } from '../methods/method';
+import { openDataset } from '../data/registry';
+import { Dataset } from '../data/dataset';
+import { createLoader, datasetStats, Loader } from '../data/loader';
+import { TransformSpec, resolveTransform, evalTransform, ResolvedTransform } from '../data/transforms';
+import { saveSafetensors } from '../io/safetensors';
+import { appendLine, writeJsonAtomic } from '../io/atomic';
+import { InputError } from '../errors';
+import { openBackbone, BackboneChoice } from './backbones';
+import { loadCheckpoint, Position, saveCheckpoint } from './checkpoint';
+import { evaluateModel } from './evaluate';
+import { inputsOf, targetsOf } from './batch';
+import { resolveOptions, ResolvedOptions, TrainOptions } from './options';
+import { EpochLog, RUN_FILES, RunConfig, RunResult, readLog, readRunConfig, readResult } from './run-folder';
+import { loadWeights } from './load-run';
+
+/** A run stopped by its signal (SIGINT): the checkpoint is saved, --resume continues it. */
+export class Interrupted extends Error {
+  override name = 'Interrupted';
+  constructor(readonly dir: string, readonly checkpoint: string) {
+    super(`interrupted; checkpoint saved, continue with --resume (${dir})`);
+  }
+}
+
+/** The loss became NaN or infinite: the run stops, the last good checkpoint stays. */
+export class NonFiniteLoss extends InputError {
+  override name = 'NonFiniteLoss';
+}
+
+/** A seed per training step: randomness (Gumbel noise, dropout) then depends on position only. */
+function stepSeed(seed: number, globalStep: number): number {
+  return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(globalStep + 1, 0x85ebca77)) >>> 0;
+}
+
+function trainTransform(input: ResolvedTransform, augment: boolean): ResolvedTransform {
+  if (!augment) return input;
+  // CIFAR-style shifts (pad 1/8 of the side, random crop) and flips: the same for every method.
+  return { ...input, crop: 'random', pad: Math.max(1, Math.round(input.height / 8)), flip: true };
+}
+
+/** Keys of run.json that must match when resuming (the rest — threads excepted — follow from them). */
+const IDENTITY: (keyof RunConfig)[] = ['backbone', 'arch', 'data', 'method', 'epochs', 'batch', 'lr', 'headLr', 'gateLr',
+  'weightDecay', 'momentum', 'schedule', 'labelSmoothing', 'augment', 'shots', 'seed', 'valFraction', 'testFraction'];
+
+function checkResumable(dir: string, saved: RunConfig, now: RunConfig): void {
+  const diffs = IDENTITY.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k]))
+    .map((k) => `${k} ${JSON.stringify(saved[k])} → ${JSON.stringify(now[k])}`);
+  if (JSON.stringify(saved.classes) !== JSON.stringify(now.classes)) diffs.push(`classes differ (${saved.classes.length} → ${now.classes.length})`);
+  if (JSON.stringify(saved.methodOptions) !== JSON.stringify(now.methodOptions)) diffs.push('method options differ');
+  if (diffs.length) throw new InputError(`${dir}: cannot resume, the run was started with other settings: ${diffs.join('; ')}`);
+}
+
+interface Prepared {
+  o: ResolvedOptions;
+  ds: Dataset;
+  bb: BackboneChoice;
+  config: RunConfig;
+  transform: ResolvedTransform;
+}
+
+async function prepare(opts: TrainOptions): Promise<Prepared> {
+  const o = resolveOptions(opts);
+  const ds = await openDataset(o.data, {
+    seed: o.seed, shots: o.shots ?? undefined, classes: o.classes ?? undefined, val: o.valFraction, test: o.testFraction,
+  });
+  if (ds.splits.train.length === 0) throw new InputError(`${o.data}: the training split is empty`);
+  if ((ds.splits.val?.length ?? 0) === 0) throw new InputError(`${o.data}: no validation split (model selection needs one; raise the val fraction)`);
+  if ((ds.splits.test?.length ?? 0) === 0) throw new InputError(`${o.data}: no test split (raise the test fraction)`);
+  setNumThreads(o.threads);
+  // The head's initialisation is the only randomness before the first step.
+  manualSeed(o.seed);
+  const bb = openBackbone(o.backbone, ds.classes.length);
+  const spec: TransformSpec = { size: bb.input.size, channels: bb.input.channels, normalize: 'none' };
+  const stats = bb.input.normalize === 'dataset' ? await datasetStats(ds, bb.input.channels) : bb.input.normalize;
+  const transform = resolveTransform({ ...spec, normalize: stats });
+  const config: RunConfig = {
+    version: 1, backbone: o.backbone, arch: bb.arch, data: o.data, method: o.method, methodOptions: o.methodOptions,
+    epochs: o.epochs, batch: o.batch, lr: o.lr, headLr: o.headLr, gateLr: o.gateLr, weightDecay: o.weightDecay,
+    momentum: o.momentum, schedule: o.schedule, labelSmoothing: o.labelSmoothing, augment: o.augment, shots: o.shots,
+    valFraction: o.valFraction, testFraction: o.testFraction, seed: o.seed, threads: o.threads, classes: ds.classes,
+    input: { ...bb.input, resolvedStats: { mean: transform.mean, std: transform.std } },
+    inputSize: bb.input.size, channels: bb.input.channels, createdAt: new Date().toISOString(),
+  };
+  return { o, ds, bb, config, transform };
+}
+
+/**
+ * Trains one method on one dataset and writes the run folder. With `resume`, continues the run in
+ * `out` from its checkpoint, ending with the same weights and numbers as an uninterrupted run.
+ */
+export async function fineTune(opts: TrainOptions): Promise<RunResult> {
+  const { o, ds, bb, config, transform } = await prepare(opts);
+  const dir = path.resolve(o.out);
+  const files = Object.fromEntries(Object.entries(RUN_FILES).map(([k, v]) => [k, path.join(dir, v)])) as Record<keyof typeof RUN_FILES, string>;
+  if (o.resume) {
+    const saved = readRunConfig(dir);
+    checkResumable(dir, saved, config);
+    config.createdAt = saved.createdAt;
+    const done = readResult(dir);
+    if (done) { bb.model.dispose(); return done; }
+  } else if (fs.existsSync(files.config)) {
+    throw new InputError(`${dir}: already holds a run (use --resume to continue it, or another --out)`);
+  }
+
+  const model: MethodModel = applyMethod(o.method, bb.model, ds.classes.length, o.methodOptions);
+  const opt = new SGD(model.paramGroups({ lr: o.lr, headLr: o.headLr, gateLr: o.gateLr, weightDecay: o.weightDecay }),
+    { lr: o.lr, momentum: o.momentum });
+  const baseLrs = opt.groups.map((g) => g.lr);
+  const loaders: Loader[] = [];
+  try {
+    const train = await createLoader(ds, { split: 'train', batch: o.batch, transform: trainTransform(transform, o.augment), seed: o.seed, workers: o.workers });
+    loaders.push(train);
+    const val = await createLoader(ds, { split: 'val', batch: 100, transform: evalTransform(transform), workers: o.workers });
+    loaders.push(val);
+    const totalSteps = o.epochs * train.numBatches;
+
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      throw new InputError(`${dir}: cannot create the run folder (${(e as NodeJS.ErrnoException).code ?? e})`);
+    }
+    if (!o.resume) writeJsonAtomic(files.config, config);
+
+    let pos: Position = { epoch: 0, step: 0, globalStep: 0, lossSum: 0, correct: 0, seen: 0, trainSeconds: 0, bestEpoch: 0, bestAcc: -1, bestLoss: Infinity };
+    if (o.resume && fs.existsSync(files.checkpoint)) pos = loadCheckpoint(files.checkpoint, model, opt);
+    const log = readLog(dir);
+    // Epoch lines written after the checkpoint (a kill between the two writes) are dropped, then rewritten identically.
+    if (o.resume && log.length > pos.epoch) {
+      fs.writeFileSync(files.log, log.slice(0, pos.epoch).map((l) => JSON.stringify(l) + '\n').join(''));
+    }
+    opts.onEvent?.({ type: 'start', dir, epochs: o.epochs, stepsPerEpoch: train.numBatches, startEpoch: pos.epoch, startStep: pos.step, description: bb.description });
+
+    for (; pos.epoch < o.epochs; pos.epoch++) {
+      model.train();
+      const epochStart = process.hrtime.bigint();
+      let epochImages = 0;
+      let k = 0;
+      for await (const b of train.epoch(pos.epoch)) {
+        if (k++ < pos.step) continue; // resumed mid-epoch (after SIGINT): these batches are done
+        const t0 = process.hrtime.bigint();
+        manualSeed(stepSeed(o.seed, pos.globalStep));
+        const factor = o.schedule === 'cosine' ? (1 + Math.cos(Math.PI * pos.globalStep / totalSteps)) / 2 : 1;
+        opt.groups.forEach((g, i) => (g.lr = baseLrs[i] * factor));
+        const [loss, correct] = tidy(() => {
+          opt.zeroGrad();
+          const logits = model.forward(inputsOf(b));
+          const y = targetsOf(b);
+          const l = model.loss(logits, y, { labelSmoothing: o.labelSmoothing });
+          const lv = l.item();
+          if (!Number.isFinite(lv)) return [lv, 0] as const;
+          l.backward();
+          opt.step();
+          return [lv, logits.argmax(1).eq(y).sum().item()] as const;
+        });
+        if (!Number.isFinite(loss)) {
+          throw new NonFiniteLoss(`the loss became ${loss} at epoch ${pos.epoch + 1}, step ${pos.step + 1}; stopped — the last good checkpoint is kept in ${dir} (try a lower --lr)`);
+        }
+        const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+        pos.trainSeconds += dt;
+        pos.lossSum += loss * b.y.length; pos.correct += correct; pos.seen += b.y.length;
+        pos.step++; pos.globalStep++;
+        epochImages += b.y.length;
+        const secs = Number(process.hrtime.bigint() - epochStart) / 1e9;
+        opts.onEvent?.({ type: 'step', epoch: pos.epoch, step: pos.step, stepsPerEpoch: train.numBatches, loss, acc: correct / b.y.length, imagesPerSec: epochImages / secs, lr: opt.groups[0].lr });
+        // Let the event loop turn: with in-thread data loading nothing else would, and signals (SIGINT) wait for it.
+        await new Promise((r) => setImmediate(r));
+        if (opts.signal?.aborted && pos.step < train.numBatches) {
+          saveCheckpoint(files.checkpoint, model, opt, pos);
+          opts.onEvent?.({ type: 'interrupted', epoch: pos.epoch, step: pos.step, checkpoint: files.checkpoint });
+          throw new Interrupted(dir, files.checkpoint);
+        }
+      }
+      const seconds = Number(process.hrtime.bigint() - epochStart) / 1e9;
+      const v = await evaluateModel(model, val);
+      const best = v.acc > pos.bestAcc;
+      const entry: EpochLog = {
+        epoch: pos.epoch + 1, steps: train.numBatches, lr: opt.groups[0].lr, trainLoss: pos.lossSum / pos.seen, trainAcc: pos.correct / pos.seen,
+        valLoss: v.loss, valAcc: v.acc, imagesPerSec: epochImages / seconds, seconds, time: new Date().toISOString(),
+      };
+      // Order matters for kill safety: best weights, then the checkpoint that says they are best, then the log.
+      if (best) {
+        saveSafetensors(model, files.model, { 'adafilter.arch': config.arch });
+        pos.bestAcc = v.acc; pos.bestLoss = v.loss; pos.bestEpoch = pos.epoch + 1;
+      }
+      const next: Position = { ...pos, epoch: pos.epoch + 1, step: 0, lossSum: 0, correct: 0, seen: 0 };
+      saveCheckpoint(files.checkpoint, model, opt, next);
+      appendLine(files.log, JSON.stringify(entry));
+      opts.onEvent?.({ type: 'epoch', epoch: pos.epoch + 1, epochs: o.epochs, trainLoss: entry.trainLoss, trainAcc: entry.trainAcc, valLoss: v.loss, valAcc: v.acc, best, seconds, imagesPerSec: entry.imagesPerSec });
+      pos = { ...next, epoch: pos.epoch };
+      if (opts.signal?.aborted && pos.epoch + 1 < o.epochs) {
+        opts.onEvent?.({ type: 'interrupted', epoch: pos.epoch + 1, step: 0, checkpoint: files.checkpoint });
+        throw new Interrupted(dir, files.checkpoint);
+      }
+    }
+
+    // Model selection is done: the test split is read once, with the best validation weights.
+    loadWeights(model, files.model);
+    const test = await createLoader(ds, { split: 'test', batch: 100, transform: evalTransform(transform), workers: o.workers });
+    loaders.push(test);
+    const t = await evaluateModel(model, test, { gates: true });
+    opts.onEvent?.({ type: 'test', acc: t.acc, loss: t.loss });
+    const result: RunResult = {
+      method: o.method, backbone: o.backbone, arch: config.arch, data: o.data, seed: o.seed, epochs: o.epochs,
+      bestEpoch: pos.bestEpoch, val: { acc: pos.bestAcc, loss: pos.bestLoss },
+      test: { acc: t.acc, loss: t.loss, examples: t.examples, perClass: t.perClass }, gates: t.gates,
+      params: model.parameterCounts(), trainSeconds: pos.trainSeconds, dir,
+    };
+    writeJsonAtomic(files.result, result);
+    return result;
+  } finally {
+    await Promise.all(loaders.map((l) => l.close()));
+    opt.dispose();
+    model.dispose();
+  }
+}
