@@ -9,9 +9,10 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # libtorch and its headers; PyTorch as the reference and benchmark peer; OpenBLAS because libtorch's
 # matrix products go through the system BLAS and Debian's reference BLAS is 10x slower;
-# fonts-noto-core and dataset-fashion-mnist for the offline datasets.
+# fonts-noto-core and dataset-fashion-mnist for the offline datasets; chromium to check that
+# reports render (tests take a screenshot).
 APT_PACKAGES=(build-essential python3 libtorch-dev python3-torch python3-torchvision libopenblas0-openmp
-  fonts-noto-core dataset-fashion-mnist)
+  fonts-noto-core dataset-fashion-mnist chromium)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -32,7 +33,8 @@ stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-32; }
 lock=$(stamp_of package.json package-lock.json)
 if [ ! -d node_modules ] || [ "$(cat .stamps/npm 2>/dev/null)" != "$lock" ]; then
   log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  # onnxruntime-node would download CUDA binaries we do not use (and cannot reach offline).
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error >&2
   echo "$lock" > .stamps/npm
 fi
 
