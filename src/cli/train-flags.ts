@@ -9,7 +9,7 @@ export const TRAIN_FLAGS: NonNullable<ParseArgsConfig['options']> = {
   backbone: { type: 'string' }, data: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
   lr: { type: 'string' }, 'head-lr': { type: 'string' }, 'gate-lr': { type: 'string' }, wd: { type: 'string' },
   momentum: { type: 'string' }, schedule: { type: 'string' }, 'label-smoothing': { type: 'string' },
-  'no-augment': { type: 'boolean' }, shots: { type: 'string' }, classes: { type: 'string' }, threads: { type: 'string' },
+  'no-augment': { type: 'boolean' }, 'input-size': { type: 'string' }, shots: { type: 'string' }, classes: { type: 'string' }, threads: { type: 'string' },
   workers: { type: 'string' }, opt: { type: 'string', multiple: true }, out: { type: 'string' }, json: { type: 'boolean' },
 };
 
@@ -19,6 +19,7 @@ export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped back
   --head-lr X        new head's lr (default --lr)    --gate-lr X  gate/policy network lr (default --lr)
   --wd X             weight decay (${TRAIN_DEFAULTS.weightDecay})    --schedule cosine|constant    --label-smoothing X
   --no-augment       no random crops / flips          --shots K  training images per class
+  --input-size N     input side in pixels (default: the backbone's)
   --classes A,B,..   keep these classes (names or indices)
   --opt KEY=VALUE    a method option (repeatable), e.g. --opt tau=0.5 --opt gatedBn=false
   --threads N        libtorch threads    --workers N  data threads    --out DIR  run folder    --json  result on stdout`;
@@ -53,7 +54,7 @@ export function trainOptionsOf(values: Values, where: string): TrainOptions {
     backbone: s('backbone'), data: s('data')!, epochs: int('epochs'), batch: int('batch'), lr: num('lr'),
     headLr: num('head-lr'), gateLr: num('gate-lr'), weightDecay: num('wd'), momentum: num('momentum'),
     schedule: schedule as 'cosine' | 'constant' | undefined, labelSmoothing: num('label-smoothing'),
-    augment: values['no-augment'] ? false : undefined, shots: int('shots'), threads: int('threads'), workers: int('workers', 0),
+    augment: values['no-augment'] ? false : undefined, inputSize: int('input-size', 8), shots: int('shots'), threads: int('threads'), workers: int('workers', 0),
     classes: s('classes')?.split(',').map((c) => c.trim()).filter(Boolean).map((c) => (/^\d+$/.test(c) ? Number(c) : c)),
     methodOptions: methodOptionsOf(values.opt), out: s('out'),
   };

@@ -24,6 +24,8 @@ export interface TrainOptions {
   /** Learning rate over the run: cosine to 0 per step (default) or constant. */
   schedule?: 'cosine' | 'constant';
   labelSmoothing?: number;
+  /** Input side in pixels; default: what the backbone's weights were trained at. */
+  inputSize?: number;
   /** Random crops with padding and horizontal flips in training (default true). */
   augment?: boolean;
   /** Training examples per class (few-shot); default all. */
@@ -55,7 +57,8 @@ export type TrainEvent =
   | { type: 'test'; acc: number; loss: number }
   | { type: 'interrupted'; epoch: number; step: number; checkpoint: string };
 
-export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' | 'shots' | 'classes' | 'resume' | 'workers'>> & {
+export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' | 'shots' | 'classes' | 'resume' | 'workers' | 'inputSize'>> & {
+  inputSize: number | null;
   shots: number | null;
   classes: (string | number)[] | null;
   resume: boolean;
@@ -90,6 +93,7 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
     schedule: o.schedule ?? TRAIN_DEFAULTS.schedule,
     labelSmoothing: o.labelSmoothing ?? TRAIN_DEFAULTS.labelSmoothing,
     augment: o.augment ?? TRAIN_DEFAULTS.augment,
+    inputSize: o.inputSize ?? null,
     shots: o.shots ?? null,
     classes: o.classes ?? null,
     valFraction: o.valFraction ?? TRAIN_DEFAULTS.valFraction,
@@ -105,6 +109,7 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
   const num = (v: number, name: string, min: number, max = Infinity) => check(typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max, `${name}: expected a number in [${min}, ${max}], got ${v}`);
   int(r.epochs, 'epochs', 1); int(r.batch, 'batch', 1); int(r.seed, 'seed', 0); int(r.threads, 'threads', 1); int(r.workers, 'workers', 0);
   if (r.shots !== null) int(r.shots, 'shots', 1);
+  if (r.inputSize !== null) check(Number.isInteger(r.inputSize) && r.inputSize >= 8 && r.inputSize <= 1024, `input-size: expected an integer in 8..1024, got ${r.inputSize}`);
   num(r.lr, 'lr', 0); num(r.headLr, 'head-lr', 0); num(r.gateLr, 'gate-lr', 0); num(r.weightDecay, 'wd', 0);
   num(r.momentum, 'momentum', 0, 1); num(r.labelSmoothing, 'label-smoothing', 0, 1);
   num(r.valFraction, 'val fraction', 0, 0.9); num(r.testFraction, 'test fraction', 0, 0.9);

@@ -51,7 +51,7 @@ function trainTransform(input: ResolvedTransform, augment: boolean): ResolvedTra
 }
 
 /** Keys of run.json that must match when resuming (the rest — threads excepted — follow from them). */
-const IDENTITY: (keyof RunConfig)[] = ['backbone', 'arch', 'data', 'method', 'epochs', 'batch', 'lr', 'headLr', 'gateLr',
+const IDENTITY: (keyof RunConfig)[] = ['backbone', 'arch', 'data', 'method', 'inputSize', 'epochs', 'batch', 'lr', 'headLr', 'gateLr',
   'weightDecay', 'momentum', 'schedule', 'labelSmoothing', 'augment', 'shots', 'seed', 'valFraction', 'testFraction'];
 
 function checkResumable(dir: string, saved: RunConfig, now: RunConfig): void {
@@ -82,6 +82,7 @@ async function prepare(opts: TrainOptions): Promise<Prepared> {
   // The head's initialisation is the only randomness before the first step.
   manualSeed(o.seed);
   const bb = openBackbone(o.backbone, ds.classes.length);
+  if (o.inputSize !== null) bb.input.size = o.inputSize; // every backbone pools globally: any size runs
   const spec: TransformSpec = { size: bb.input.size, channels: bb.input.channels, normalize: 'none' };
   const stats = bb.input.normalize === 'dataset' ? await datasetStats(ds, bb.input.channels) : bb.input.normalize;
   const transform = resolveTransform({ ...spec, normalize: stats });
