@@ -42,7 +42,7 @@ export interface TrainOptions {
   workers?: number;
   /** The run folder. Default runs/<method>-<data>-s<seed>. */
   out?: string;
-  /** Continue the run in `out` from its checkpoint. */
+  /** Continue the run in `out` from its checkpoint (a finished run returns its result; no run there: start one). */
   resume?: boolean;
   /** Called with progress (steps, epochs); used by the CLI's progress bar. */
   onEvent?: (e: TrainEvent) => void;

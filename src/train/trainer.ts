@@ -105,7 +105,9 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
   const { o, ds, bb, config, transform } = await prepare(opts);
   const dir = path.resolve(o.out);
   const files = Object.fromEntries(Object.entries(RUN_FILES).map(([k, v]) => [k, path.join(dir, v)])) as Record<keyof typeof RUN_FILES, string>;
-  if (o.resume) {
+  // resume on a folder without a run starts one: "continue if there is something to continue".
+  const resume = o.resume && fs.existsSync(files.config);
+  if (resume) {
     const saved = readRunConfig(dir);
     checkResumable(dir, saved, config);
     config.createdAt = saved.createdAt;
@@ -132,13 +134,13 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
     } catch (e) {
       throw new InputError(`${dir}: cannot create the run folder (${(e as NodeJS.ErrnoException).code ?? e})`);
     }
-    if (!o.resume) writeJsonAtomic(files.config, config);
+    if (!resume) writeJsonAtomic(files.config, config);
 
     let pos: Position = { epoch: 0, step: 0, globalStep: 0, lossSum: 0, correct: 0, seen: 0, trainSeconds: 0, bestEpoch: 0, bestAcc: -1, bestLoss: Infinity };
-    if (o.resume && fs.existsSync(files.checkpoint)) pos = loadCheckpoint(files.checkpoint, model, opt);
+    if (resume && fs.existsSync(files.checkpoint)) pos = loadCheckpoint(files.checkpoint, model, opt);
     const log = readLog(dir);
     // Epoch lines written after the checkpoint (a kill between the two writes) are dropped, then rewritten identically.
-    if (o.resume && log.length > pos.epoch) {
+    if (resume && log.length > pos.epoch) {
       fs.writeFileSync(files.log, log.slice(0, pos.epoch).map((l) => JSON.stringify(l) + '\n').join(''));
     }
     opts.onEvent?.({ type: 'start', dir, epochs: o.epochs, stepsPerEpoch: train.numBatches, startEpoch: pos.epoch, startStep: pos.step, description: bb.description });
