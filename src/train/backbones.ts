@@ -7,7 +7,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Backbone } from '../models/backbone';
 import { buildModel, modelNames, modelSpec } from '../models/registry';
+import { MobileNetV2 } from '../models/mobilenetv2';
+import { ResNet, ResNetConfig } from '../models/resnet';
+import { Conv2d } from '../nn/conv';
+import { BatchNorm2d } from '../nn/batchnorm';
 import { loadInto, readSafetensorsHeader } from '../io/safetensors';
+import { mapNames } from '../io/names';
+import { importTfjs, loadNsfwjsMobileNetV2, NSFWJS_PREPROCESS, Preprocess, TfjsImport } from '../io/tfjs-import';
+import { importOnnx } from '../io/onnx/import';
 import { Stats } from '../data/transforms';
 import { InputError } from '../errors';
 
@@ -23,9 +30,20 @@ export interface InputSpec {
   normalize: Stats | 'dataset';
 }
 
+/**
+ * What a registry name cannot say about an imported architecture, so that a run or a weights file
+ * can rebuild it: BatchNorm eps is not part of a state dict, and Keras pads stride-2 convs
+ * asymmetrically and strides its Bottlenecks on the 1×1 conv. Absent: `buildModel(arch, n)` as is.
+ */
+export type ArchOptions =
+  | { family: 'mobilenetv2'; widthMult: number; padding: 'torch' | 'keras'; inChannels: number; bnEps: number; bnEpsByLayer?: Record<string, number> }
+  | { family: 'resnet'; config: Omit<ResNetConfig, 'numClasses'>; strideOn: '3x3' | '1x1'; bnEps: number; bnEpsByLayer?: Record<string, number> };
+
 export interface BackboneChoice {
   model: Backbone;
   arch: string;
+  /** Present when `arch` alone does not rebuild the model (imports from Keras / TF.js). */
+  archOptions?: ArchOptions;
   /** What the user asked for, as they wrote it (kept in run.json). */
   spec: string;
   pretrained: boolean;
@@ -35,10 +53,10 @@ export interface BackboneChoice {
 }
 
 /** Metadata keys our weight files carry (safetensors __metadata__, string values). */
-export const META = { arch: 'adafilter.arch', input: 'adafilter.input', card: 'adafilter.card' } as const;
+export const META = { arch: 'adafilter.arch', archOptions: 'adafilter.archOptions', input: 'adafilter.input', card: 'adafilter.card' } as const;
 
-function parseInput(raw: string | undefined, file: string, arch: string): InputSpec {
-  if (raw === undefined) return { size: modelSpec(arch).inputSize, channels: 3, normalize: 'dataset' };
+function parseInput(raw: string | undefined, file: string, arch: string, archOptions?: ArchOptions): InputSpec {
+  if (raw === undefined) return { size: archOptions ? 224 : modelSpec(arch).inputSize, channels: 3, normalize: 'dataset' };
   let v: unknown;
   try { v = JSON.parse(raw); } catch { throw new InputError(`${file}: metadata ${META.input} is not JSON`); }
   const o = v as Partial<InputSpec>;
@@ -59,26 +77,101 @@ function fromFile(file: string, archGiven: string | null, numClasses: number, sp
   const meta = readSafetensorsHeader(file).metadata ?? {};
   const arch = archGiven ?? meta[META.arch];
   if (!arch) throw new InputError(`${file}: does not say its architecture; write --backbone ARCH:${file} (architectures: ${modelNames().join(', ')})`);
-  const model = buildModel(arch, numClasses);
-  loadInto(model, file, { skipClassifier: true, strict: true });
+  const archOptions = archGiven === null && meta[META.archOptions] !== undefined ? parseArchOptions(meta[META.archOptions], `${file}: metadata ${META.archOptions}`) : undefined;
+  const model = rebuildArchitecture(arch, numClasses, archOptions);
+  try {
+    loadInto(model, file, { skipClassifier: true, strict: true });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
   return {
-    model, arch, spec, pretrained: true, input: parseInput(meta[META.input], file, arch),
+    model, arch, archOptions, spec, pretrained: true, input: parseInput(meta[META.input], file, arch, archOptions),
     description: `${arch} with weights from ${file}`,
   };
 }
 
+/** The input a TF.js import expects: its preprocessing as normalisation of 0..1 pixels. */
+function tfjsInput(r: TfjsImport): InputSpec {
+  const p: Preprocess = r.preprocess;
+  const channels = r.model.convBns()[0].conv.inChannels === 1 ? 1 : 3;
+  return { size: 224, channels, normalize: { mean: [...p.mean], std: [...p.std] } };
+}
+
+function fromTfjs(file: string, numClasses: number, spec: string): BackboneChoice {
+  const r = importTfjs(file, { numClasses });
+  const { arch, archOptions } = describeArchitecture(r.model, r.arch);
+  return { model: r.model, arch, archOptions, spec, pretrained: true, input: tfjsInput(r), description: `${arch} (Keras) with weights from ${file}` };
+}
+
+/** nsfwjs's Keras MobileNetV2 (ImageNet-initialised, then tuned on its own 5 classes); x/255 input. */
+export function openNsfwjs(numClasses: number, spec = 'nsfwjs'): BackboneChoice {
+  const r = loadNsfwjsMobileNetV2(numClasses);
+  const { arch, archOptions } = describeArchitecture(r.model, r.arch);
+  return {
+    model: r.model, arch, archOptions, spec, pretrained: true,
+    input: { size: 224, channels: 3, normalize: { mean: [...NSFWJS_PREPROCESS.mean], std: [...NSFWJS_PREPROCESS.std] } },
+    description: 'nsfwjs MobileNetV2 (Keras, ImageNet-derived; its 5-class head replaced)',
+  };
+}
+
 /**
- * `default` → the shipped pretrained backbone; `ARCH` → random initialisation; `FILE.safetensors`
- * or `ARCH:FILE` → that architecture with the file's weights (classifier left out: new classes).
+ * The registry architecture an ONNX file fits: torch.onnx.export renames tensors, so the graph's
+ * convolutions (count, kernels, strides, shapes) decide; the first architecture that loads wins.
+ */
+export function importOnnxAnyArch(file: string): { model: Backbone; arch: string } {
+  const reasons = new Map<string, string>();
+  for (const arch of modelNames()) {
+    try {
+      return { model: importOnnx(file, arch), arch };
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      reasons.set(arch, e.message);
+    }
+  }
+  // A problem with the file itself reads the same for every architecture: report it as it is.
+  const distinct = new Set(reasons.values());
+  if (distinct.size === 1) throw new InputError([...distinct][0]);
+  throw new InputError(`${file}: matches none of the architectures (${modelNames().join(', ')}); name one as ARCH:${file}`);
+}
+
+function fromOnnx(file: string, archGiven: string | null, numClasses: number, spec: string): BackboneChoice {
+  if (!fs.existsSync(file)) throw new InputError(`${file}: no such ONNX file`);
+  const { model, arch } = archGiven ? { model: importOnnx(file, archGiven), arch: archGiven } : importOnnxAnyArch(file);
+  // The file's classifier belongs to its own task; the new task gets a fresh head.
+  model.resetClassifier(numClasses);
+  model.train();
+  return {
+    model, arch, spec, pretrained: true, input: { size: modelSpec(arch).inputSize, channels: 3, normalize: 'dataset' },
+    description: `${arch} with weights from ${file} (ONNX)`,
+  };
+}
+
+/** A TF.js LayersModel: model.json, a folder holding one, or nsfwjs's wrapped model.min.js. */
+export function isTfjsPath(p: string): boolean {
+  if (p.endsWith('.json') || p.endsWith('model.min.js')) return true;
+  try {
+    return fs.statSync(p).isDirectory() && (fs.existsSync(path.join(p, 'model.json')) || fs.existsSync(path.join(p, 'model.min.js')));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `default` → the shipped pretrained backbone; `nsfwjs` → nsfwjs's MobileNetV2; `ARCH` → random
+ * initialisation; `FILE.safetensors` or `ARCH:FILE` → that architecture with the file's weights;
+ * `[ARCH:]FILE.onnx` → an ONNX export's weights; `model.json` / a TF.js model folder → a Keras
+ * model. The classifier is always left out: new classes.
  */
 export function openBackbone(spec: string, numClasses: number): BackboneChoice {
   if (spec === 'default') {
     if (!fs.existsSync(DEFAULT_WEIGHTS)) {
-      throw new InputError(`the shipped backbone is missing (${DEFAULT_WEIGHTS}); rebuild it with the command in weights/README.md`);
+      throw new InputError(`the shipped backbone is missing (${DEFAULT_WEIGHTS}); build it with: ${DEFAULT_BUILD_COMMAND}`);
     }
     const c = fromFile(DEFAULT_WEIGHTS, null, numClasses, spec);
-    return { ...c, description: `the shipped backbone (${c.arch}, weights/README.md)` };
+    return { ...c, description: `the shipped backbone (${c.arch}, weights/default.md)` };
   }
+  if (spec === 'nsfwjs') return openNsfwjs(numClasses);
   if (modelNames().includes(spec)) {
     const s = modelSpec(spec);
     return {
@@ -87,12 +180,194 @@ export function openBackbone(spec: string, numClasses: number): BackboneChoice {
     };
   }
   const colon = spec.indexOf(':');
-  if (colon > 0 && modelNames().includes(spec.slice(0, colon))) return fromFile(spec.slice(colon + 1), spec.slice(0, colon), numClasses, spec);
+  if (colon > 0 && modelNames().includes(spec.slice(0, colon))) {
+    const arch = spec.slice(0, colon), file = spec.slice(colon + 1);
+    return file.endsWith('.onnx') ? fromOnnx(file, arch, numClasses, spec) : fromFile(file, arch, numClasses, spec);
+  }
   if (spec.endsWith('.safetensors')) return fromFile(spec, null, numClasses, spec);
-  throw new InputError(`unknown backbone '${spec}' (use default, an architecture — ${modelNames().join(', ')} — or a .safetensors file, optionally as ARCH:FILE)`);
+  if (spec.endsWith('.onnx')) return fromOnnx(spec, null, numClasses, spec);
+  if (isTfjsPath(spec)) return fromTfjs(spec, numClasses, spec);
+  throw new InputError(`unknown backbone '${spec}' (use default, nsfwjs, an architecture — ${modelNames().join(', ')} — a .safetensors or .onnx file, optionally as ARCH:FILE, or a TF.js model.json)`);
 }
 
-/** The same architecture, randomly initialised: a run folder's weights are then loaded into it. */
-export function rebuildArchitecture(arch: string, numClasses: number): Backbone {
-  return buildModel(arch, numClasses);
+/** BN eps of every conv+BN pair: one number when they agree, else per BN name. */
+function bnEpsOf(model: Backbone): { bnEps: number; bnEpsByLayer?: Record<string, number> } {
+  const cbs = model.convBns();
+  const eps = cbs.map((c) => c.bn.eps);
+  if (eps.every((e) => e === eps[0])) return { bnEps: eps[0] };
+  return { bnEps: eps[0], bnEpsByLayer: Object.fromEntries(cbs.map((c) => [c.bnName, c.bn.eps])) };
 }
+
+/**
+ * The registry name and, where the model differs from `buildModel(name)` in anything the weights
+ * do not carry, the options that rebuild it (see ArchOptions).
+ */
+export function describeArchitecture(model: Backbone, arch: string): { arch: string; archOptions?: ArchOptions } {
+  const eps = bnEpsOf(model);
+  if (model instanceof MobileNetV2) {
+    const opts: ArchOptions = { family: 'mobilenetv2', widthMult: model.widthMult, padding: model.padding, inChannels: model.config.inChannels ?? 3, ...eps };
+    const name = model.widthMult === 1 ? 'mobilenetv2' : `mobilenetv2-${model.widthMult}`;
+    const plain = modelNames().includes(name) && opts.padding === 'torch' && opts.inChannels === 3 && !eps.bnEpsByLayer && eps.bnEps === 1e-5;
+    return plain ? { arch: name } : { arch: modelNames().includes(name) ? name : 'mobilenetv2', archOptions: opts };
+  }
+  if (model instanceof ResNet) {
+    const { numClasses: _n, ...config } = model.config;
+    const strideOn1x1 = model.blocks().some((b) => b.stride !== 1 && b.convs.length === 3 && b.convs[0].conv.stride !== 1);
+    const plain = modelNames().includes(arch) && !strideOn1x1 && !eps.bnEpsByLayer && eps.bnEps === 1e-5;
+    return plain ? { arch } : { arch, archOptions: { family: 'resnet', config, strideOn: strideOn1x1 ? '1x1' : '3x3', ...eps } };
+  }
+  return { arch };
+}
+
+const isNum = (x: unknown, lo = 0): x is number => typeof x === 'number' && Number.isFinite(x) && x > lo;
+const isIntList = (x: unknown, max: number): x is number[] => Array.isArray(x) && x.length >= 1 && x.length <= 8
+  && x.every((v) => Number.isInteger(v) && v >= 1 && v <= max);
+
+/** Checks architecture options read from a file (run.json or weights metadata): anyone may have written them. */
+export function parseArchOptions(raw: string | unknown, where: string): ArchOptions {
+  let v: unknown = raw;
+  if (typeof raw === 'string') {
+    try { v = JSON.parse(raw); } catch { throw new InputError(`${where}: not JSON`); }
+  }
+  const bad = (what: string): never => { throw new InputError(`${where}: ${what}`); };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('must be an object');
+  const o = v as Record<string, unknown>;
+  if (!isNum(o.bnEps) || (o.bnEps as number) > 1) bad('bnEps must be a number in (0, 1]');
+  if (o.bnEpsByLayer !== undefined) {
+    const m = o.bnEpsByLayer;
+    if (typeof m !== 'object' || m === null || Array.isArray(m) || !Object.values(m).every((e) => isNum(e) && e <= 1)) bad('bnEpsByLayer must map BN names to numbers in (0, 1]');
+  }
+  if (o.family === 'mobilenetv2') {
+    if (!isNum(o.widthMult) || (o.widthMult as number) > 4) bad('widthMult must be a number in (0, 4]');
+    if (o.padding !== 'torch' && o.padding !== 'keras') bad("padding must be 'torch' or 'keras'");
+    if (o.inChannels !== 1 && o.inChannels !== 3) bad('inChannels must be 1 or 3');
+  } else if (o.family === 'resnet') {
+    const c = o.config as Record<string, unknown> | null;
+    if (typeof c !== 'object' || c === null) return bad('resnet needs a config');
+    if (!isIntList(c.blocks, 64) || !isIntList(c.widths, 4096) || (c.blocks as number[]).length !== (c.widths as number[]).length) bad('config.blocks and config.widths must be equally long lists of positive integers');
+    if (c.stem !== 'cifar' && c.stem !== 'imagenet') bad("config.stem must be 'cifar' or 'imagenet'");
+    if (c.block !== undefined && c.block !== 'basic' && c.block !== 'bottleneck') bad("config.block must be 'basic' or 'bottleneck'");
+    if (c.inChannels !== undefined && c.inChannels !== 1 && c.inChannels !== 3) bad('config.inChannels must be 1 or 3');
+    if (c.stemWidth !== undefined && !(Number.isInteger(c.stemWidth) && (c.stemWidth as number) >= 1 && (c.stemWidth as number) <= 4096)) bad('config.stemWidth must be a positive integer');
+    if (c.strides !== undefined && !(isIntList(c.strides, 4) && (c.strides as number[]).length === (c.blocks as number[]).length)) bad('config.strides must list one stride (1..4) per stage');
+    if (o.strideOn !== '3x3' && o.strideOn !== '1x1') bad("strideOn must be '3x3' or '1x1'");
+    if (o.strideOn === '1x1' && c.block !== 'bottleneck') bad("strideOn '1x1' needs Bottleneck blocks");
+  } else {
+    bad("family must be 'mobilenetv2' or 'resnet'");
+  }
+  return o as unknown as ArchOptions;
+}
+
+/**
+ * The same architecture, randomly initialised: a run folder's or a weights file's weights are then
+ * loaded into it. `archOptions` (run.json / file metadata) rebuilds imports the registry cannot name.
+ */
+export function rebuildArchitecture(arch: string, numClasses: number, archOptions?: ArchOptions): Backbone {
+  if (!archOptions) return buildModel(arch, numClasses);
+  const o = parseArchOptions(archOptions, `architecture options of ${arch}`);
+  let model: Backbone;
+  if (o.family === 'mobilenetv2') {
+    model = new MobileNetV2({ numClasses, widthMult: o.widthMult, padding: o.padding, bnEps: o.bnEps, inChannels: o.inChannels });
+  } else {
+    const r = new ResNet({ ...o.config, numClasses });
+    model = r;
+    if (o.strideOn === '1x1') {
+      // Keras strides a stage's first Bottleneck on its 1×1 conv (torchvision: on the 3×3); same swap as the TF.js importer.
+      for (const b of r.blocks()) {
+        if (b.stride === 1) continue;
+        const [c1, c2] = b.convs;
+        c1.replace(new Conv2d(c1.conv.inChannels, c1.conv.outChannels, 1, { stride: b.stride, bias: false }), c1.bn);
+        c2.replace(new Conv2d(c2.conv.inChannels, c2.conv.outChannels, 3, { padding: 1, bias: false }), c2.bn);
+        c1.conv.dispose();
+        c2.conv.dispose();
+      }
+    }
+  }
+  for (const cb of model.convBns()) {
+    const eps = o.bnEpsByLayer?.[cb.bnName] ?? o.bnEps;
+    if (cb.bn.eps === eps) continue;
+    const bn = new BatchNorm2d(cb.bn.numFeatures, { eps, momentum: cb.bn.momentum });
+    const live = (cb.parent as unknown as Record<string, Conv2d>)[cb.convKey];
+    cb.replace(live, bn);
+    cb.bn.dispose();
+  }
+  return model;
+}
+
+/** A backbone with its own classifier where the source has a usable one (models import / inspect / export). */
+export interface BackboneAsIs {
+  model: Backbone;
+  arch: string;
+  archOptions?: ArchOptions;
+  input: InputSpec;
+  /** False when the classifier is fresh (random): the source had none, or its head cannot be ours. */
+  hasHead: boolean;
+  /** safetensors metadata of the source file, when it is one. */
+  metadata: Record<string, string> | null;
+  description: string;
+}
+
+/** Classes of a safetensors file's classifier for `model`'s naming (null: the file has no classifier). */
+function fileHeadClasses(file: string, model: Backbone): number | null {
+  const header = readSafetensorsHeader(file);
+  const target = `${model.classifier().name}.weight`;
+  const names = mapNames(header.entries.map((e) => e.name), model, 'auto');
+  const e = header.entries.find((x) => names.get(x.name) === target);
+  return e && e.shape.length === 2 && e.shape[0] >= 1 ? e.shape[0] : null;
+}
+
+function safetensorsAsIs(file: string, archGiven: string | null, label: string): BackboneAsIs {
+  if (!fs.existsSync(file)) throw new InputError(`${file}: no such weights file`);
+  const meta = readSafetensorsHeader(file).metadata;
+  const arch = archGiven ?? meta?.[META.arch];
+  if (!arch) throw new InputError(`${file}: does not say its architecture; give it as --arch A or ARCH:${file} (architectures: ${modelNames().join(', ')})`);
+  const archOptions = archGiven === null && meta?.[META.archOptions] !== undefined ? parseArchOptions(meta[META.archOptions], `${file}: metadata ${META.archOptions}`) : undefined;
+  const model = rebuildArchitecture(arch, 1, archOptions);
+  try {
+    const classes = fileHeadClasses(file, model);
+    if (classes !== null) model.resetClassifier(classes);
+    loadInto(model, file, { skipClassifier: classes === null, strict: true });
+    model.eval();
+    return {
+      model, arch, archOptions, input: parseInput(meta?.[META.input], file, arch, archOptions), hasHead: classes !== null,
+      metadata: meta, description: label,
+    };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/**
+ * What `spec` names (as openBackbone reads it), in eval mode and with the source's own classifier
+ * where it has one; Keras heads (nsfwjs's 256-128-5 MLP) are not ours and are left out.
+ */
+export function openBackboneAsIs(spec: string, o: { arch?: string } = {}): BackboneAsIs {
+  const archGiven = o.arch ?? null;
+  if (archGiven !== null) modelSpec(archGiven);
+  if (spec === 'default') {
+    if (!fs.existsSync(DEFAULT_WEIGHTS)) throw new InputError(`the shipped backbone is missing (${DEFAULT_WEIGHTS}); build it with: ${DEFAULT_BUILD_COMMAND}`);
+    return safetensorsAsIs(DEFAULT_WEIGHTS, null, 'the shipped backbone');
+  }
+  const headless = (c: BackboneChoice): BackboneAsIs => {
+    c.model.eval();
+    return { model: c.model, arch: c.arch, archOptions: c.archOptions, input: c.input, hasHead: false, metadata: null, description: c.description };
+  };
+  if (spec === 'nsfwjs') return headless(openNsfwjs(1000));
+  if (modelNames().includes(spec)) return headless(openBackbone(spec, 1000));
+  const colon = spec.indexOf(':');
+  let file = spec, arch = archGiven;
+  if (colon > 0 && modelNames().includes(spec.slice(0, colon))) { arch = spec.slice(0, colon); file = spec.slice(colon + 1); }
+  if (file.endsWith('.safetensors')) return safetensorsAsIs(file, arch, `weights from ${file}`);
+  if (file.endsWith('.onnx')) {
+    if (!fs.existsSync(file)) throw new InputError(`${file}: no such ONNX file`);
+    const r = arch ? { model: importOnnx(file, arch), arch } : importOnnxAnyArch(file);
+    return { ...r, input: { size: modelSpec(r.arch).inputSize, channels: 3, normalize: 'dataset' }, hasHead: true, metadata: null, description: `${r.arch} from ${file} (ONNX)` };
+  }
+  if (isTfjsPath(file)) return headless(fromTfjs(file, 1000, file));
+  if (!fs.existsSync(file)) throw new InputError(`unknown model '${spec}' (use default, nsfwjs, an architecture — ${modelNames().join(', ')} — a .safetensors, .onnx or TF.js model.json file, or a run folder)`);
+  throw new InputError(`${file}: not a model format this reads (.safetensors, .onnx, a TF.js model.json or its folder)`);
+}
+
+/** How the shipped backbone is made (weights/default.md has the exact command of the file there). */
+export const DEFAULT_BUILD_COMMAND = 'adafilter pretrain --arch resnet20 --data quickdraw:0-244 --epochs 12 --batch 64 --lr 0.05 --threads 1 --seed 0 --out weights/default.safetensors';
