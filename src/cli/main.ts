@@ -9,8 +9,9 @@ import { predictCommand } from './commands/predict';
 import { compareCommand } from './commands/compare';
 import { pretrainCommand } from './commands/pretrain';
 import { reportCommand } from './commands/report';
+import { modelsCommand } from './commands/models';
 
-const commands: Command[] = [demoCommand, trainCommand, evalCommand, predictCommand, compareCommand, reportCommand, pretrainCommand, benchCommand, datasetsCommand];
+const commands: Command[] = [demoCommand, trainCommand, evalCommand, predictCommand, compareCommand, reportCommand, pretrainCommand, modelsCommand, benchCommand, datasetsCommand];
 
 function help(): string {
   const lines = ['usage: adafilter <command> [options]', '', 'commands:'];

@@ -39,7 +39,7 @@ export function loadRun(dir: string): LoadedRun {
   const config = readRunConfig(dir);
   const file = path.join(dir, RUN_FILES.model);
   if (!fs.existsSync(file)) throw new InputError(`${dir}: has no trained weights yet (${RUN_FILES.model}; the run has not finished an epoch)`);
-  const model = applyMethod(config.method, rebuildArchitecture(config.arch, config.classes.length), config.classes.length, config.methodOptions);
+  const model = applyMethod(config.method, rebuildArchitecture(config.arch, config.classes.length, config.archOptions), config.classes.length, config.methodOptions);
   try {
     loadWeights(model, file);
   } catch (e) {

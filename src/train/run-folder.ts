@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors';
 import type { GateStats } from '../methods/adafilter/stats';
-import type { InputSpec } from './backbones';
+import type { ArchOptions, InputSpec } from './backbones';
 
 export const RUN_FILES = {
   config: 'run.json', log: 'log.jsonl', checkpoint: 'checkpoint.safetensors', model: 'model.safetensors', result: 'result.json',
@@ -22,6 +22,8 @@ export interface RunConfig {
   version: 1;
   backbone: string;
   arch: string;
+  /** How to rebuild an imported architecture that `arch` alone does not name (Keras padding, BN eps). */
+  archOptions?: ArchOptions;
   data: string;
   method: string;
   methodOptions: Record<string, unknown>;

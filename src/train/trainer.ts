@@ -87,7 +87,7 @@ async function prepare(opts: TrainOptions): Promise<Prepared> {
   const stats = bb.input.normalize === 'dataset' ? await datasetStats(ds, bb.input.channels) : bb.input.normalize;
   const transform = resolveTransform({ ...spec, normalize: stats });
   const config: RunConfig = {
-    version: 1, backbone: o.backbone, arch: bb.arch, data: o.data, method: o.method, methodOptions: o.methodOptions,
+    version: 1, backbone: o.backbone, arch: bb.arch, ...(bb.archOptions ? { archOptions: bb.archOptions } : {}), data: o.data, method: o.method, methodOptions: o.methodOptions,
     epochs: o.epochs, batch: o.batch, lr: o.lr, headLr: o.headLr, gateLr: o.gateLr, weightDecay: o.weightDecay,
     momentum: o.momentum, schedule: o.schedule, labelSmoothing: o.labelSmoothing, augment: o.augment, shots: o.shots,
     valFraction: o.valFraction, testFraction: o.testFraction, seed: o.seed, threads: o.threads, classes: ds.classes,
