@@ -45,9 +45,9 @@ manualSeed(0);
 const small = buildModel('resnet20', 3);
 const seedBytes = encodeOnnx(small, { inputShape: [3, 32, 32] });
 
-test('truncations, bit flips, byte overwrites and splices: InputError or a valid model, never a crash', () => {
+// A hang shows as the test's timeout (generous: tests never assert timings, the machine may be loaded).
+test('truncations, bit flips, byte overwrites and splices: InputError or a valid model, never a crash', { timeout: 600_000 }, () => {
   const r = rng(1);
-  const t0 = Date.now();
   const heap0 = process.memoryUsage().heapUsed;
   for (let i = 0; i < 400; i++) {
     const b = Uint8Array.from(seedBytes);
@@ -64,7 +64,6 @@ test('truncations, bit flips, byte overwrites and splices: InputError or a valid
   }
   // Only views into the input are kept while decoding: memory stays near the inputs' size.
   assert.ok(process.memoryUsage().heapUsed - heap0 < 400e6, 'heap grew by more than 400 MB');
-  assert.ok(Date.now() - t0 < 30_000, 'fuzzing took too long');
 });
 
 test('huge length prefixes, over-long varints, group wire types and random bytes are InputErrors', () => {
