@@ -21,14 +21,16 @@ export function describeWriteError(file: string, e: unknown): InputError {
   return new InputError(`${file}: cannot write (${why})`);
 }
 
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+/** Writes `chunks` one after another as `file`, atomically (see above). */
+export function writeChunksAtomic(file: string, chunks: Iterable<Uint8Array>): void {
   const tmp = tempPathFor(file);
   let fd: number | null = null;
   try {
     fd = fs.openSync(tmp, 'wx', 0o644);
-    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    let done = 0;
-    while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
+    for (const bytes of chunks) {
+      let done = 0;
+      while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
+    }
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = null;
@@ -38,6 +40,10 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     fs.rmSync(tmp, { force: true });
     throw e instanceof InputError ? e : describeWriteError(file, e);
   }
+}
+
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  writeChunksAtomic(file, [typeof data === 'string' ? Buffer.from(data) : data]);
 }
 
 export function writeJsonAtomic(file: string, value: unknown): void {

@@ -11,15 +11,13 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Tensor } from '../engine/tensor';
 import { DType, isFloating } from '../engine/dtype';
 import { fromTyped } from '../engine/creation';
 import { noGrad } from '../engine/autograd';
 import { Module, StateDict } from '../nn/module';
 import { InputError } from '../errors';
-import { describeWriteError } from './atomic';
+import { writeChunksAtomic } from './atomic';
 import { JsonError, JsonValue, parseStrictJson } from './strict-json';
 import { mapNames, NameConvention } from './names';
 
@@ -290,25 +288,11 @@ export function encodeSafetensors(source: TensorSource, metadata?: Record<string
 export function saveSafetensors(source: TensorSource, file: string, metadata?: Record<string, string>): void {
   const items = tensorsOf(source);
   const { header } = layout(items, metadata);
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  let fd: number | null = null;
-  try {
-    fd = fs.openSync(tmp, 'wx', 0o644);
-    fs.writeSync(fd, header);
-    for (const [, t] of items) {
-      const b = bytesOf(t);
-      let done = 0;
-      while (done < b.length) done += fs.writeSync(fd, b, done, b.length - done);
-    }
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    if (fd !== null) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e instanceof InputError ? e : describeWriteError(file, e);
-  }
+  // Tensors are copied out one at a time as the file is written, not all at once.
+  writeChunksAtomic(file, (function* () {
+    yield header;
+    for (const [, t] of items) yield bytesOf(t);
+  })());
 }
 
 // ---------------------------------------------------------------------------------------------

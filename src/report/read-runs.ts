@@ -27,18 +27,8 @@ export interface RunConfig {
   createdAt: string;
 }
 
-export interface EpochLog {
-  epoch: number;
-  steps: number;
-  lr: number;
-  trainLoss: number;
-  trainAcc: number;
-  valLoss: number;
-  valAcc: number;
-  imagesPerSec: number;
-  seconds: number;
-  time: string;
-}
+import type { EpochLog } from '../train/run-folder';
+export type { EpochLog };
 
 export interface RunResult {
   method: string;

@@ -1,20 +1,13 @@
 /** Shared fixtures for the data tests: temporary folders of real images, written with sharp. */
+import { tmpDir as makeTmpDir } from '../helpers/tmp';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 
-const made: string[] = [];
-process.on('exit', () => { for (const d of made) fs.rmSync(d, { recursive: true, force: true }); });
-
 /** A fresh temporary folder, removed when the test process exits. */
-export function tmpDir(tag: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `adafilter-data-${tag}-`));
-  made.push(d);
-  return d;
-}
+export const tmpDir = (tag: string): string => makeTmpDir(`adafilter-data-${tag}`);
 
 export type Rgb = [number, number, number];
 

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { randomizeBatchNorm } from '../methods/helpers';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,7 +14,6 @@ import { setNumThreads } from '../../src/engine/runtime';
 import { isInputError } from '../../src/errors';
 import { buildModel } from '../../src/models/registry';
 import { MobileNetV2 } from '../../src/models/mobilenetv2';
-import { BatchNorm2d } from '../../src/nn/batchnorm';
 import { Conv2d } from '../../src/nn/conv';
 import { Module } from '../../src/nn/module';
 import { Sequential } from '../../src/nn/sequential';
@@ -28,20 +28,7 @@ setNumThreads(1);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'adafilter-onnx-export-'));
 process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** Non-trivial BN parameters and running statistics, as a pretrained model has. */
-function randomizeBn<M extends Module>(m: M): M {
-  noGrad(() => {
-    for (const mod of m.modules()) {
-      if (mod instanceof BatchNorm2d) {
-        mod.weight!.uniform_(0.5, 1.5);
-        mod.bias!.uniform_(-0.2, 0.2);
-        mod.running_mean.uniform_(-0.3, 0.3);
-        mod.running_var.uniform_(0.5, 2);
-      }
-    }
-  });
-  return m;
-}
+const randomizeBn = randomizeBatchNorm;
 
 /** MobileNetV2's head starts at std 0.01, which would make any error look tiny: scale it to std 1. */
 function loudHead<M extends Module>(m: M): M {

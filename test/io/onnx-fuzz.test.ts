@@ -1,3 +1,4 @@
+import { Rng } from '../../src/data/rng';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -16,16 +17,10 @@ setNumThreads(1);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'adafilter-onnx-fuzz-'));
 process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** Deterministic PRNG (mulberry32), so a failure names a reproducible case. */
+/** Deterministic, so a failure names a reproducible case. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const g = new Rng(seed);
+  return () => g.float();
 }
 
 /** Decodes and reads every initializer: an InputError or a result, nothing else. */

@@ -2,18 +2,12 @@
  * Run and compare folders as the trainer writes them (run.json, log.jsonl, result.json,
  * compare.json), with realistic numbers, in a temporary folder removed when the process exits.
  */
+import { tmpDir as makeTmpDir } from '../helpers/tmp';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
-const made: string[] = [];
-process.on('exit', () => { for (const d of made) fs.rmSync(d, { recursive: true, force: true }); });
-
-export function tmpDir(tag: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `adafilter-report-${tag}-`));
-  made.push(d);
-  return d;
-}
+/** A fresh temporary folder, removed when the test process exits. */
+export const tmpDir = (tag: string): string => makeTmpDir(`adafilter-report-${tag}`);
 
 /** A class name that breaks HTML if unescaped. */
 export const NASTY = '<b>&"';

@@ -1,6 +1,6 @@
 /** Shared by the training tests: a small real dataset, the CLI as a child process, temp folders. */
+import { tmpDir as makeTmpDir } from '../helpers/tmp';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
 
@@ -11,14 +11,8 @@ export const CLI = path.join(ROOT, 'bin', 'adafilter.js');
 export const SMALL = ['--backbone', 'resnet20', '--data', 'quickdraw:300-302', '--shots', '6', '--batch', '8', '--threads', '1', '--workers', '0'];
 export const SMALL_API = { backbone: 'resnet20', data: 'quickdraw:300-302', shots: 6, batch: 8, threads: 1, workers: 0 };
 
-const made: string[] = [];
-process.on('exit', () => { for (const d of made) fs.rmSync(d, { recursive: true, force: true }); });
-
-export function tmpDir(tag: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `adafilter-train-${tag}-`));
-  made.push(d);
-  return d;
-}
+/** A fresh temporary folder, removed when the test process exits. */
+export const tmpDir = (tag: string): string => makeTmpDir(`adafilter-train-${tag}`);
 
 export function cli(...args: string[]): SpawnSyncReturns<string> {
   return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: ROOT });

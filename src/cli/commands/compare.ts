@@ -1,11 +1,9 @@
 import { Command, intFlag, parseFlags } from '../command';
 import { InputError } from '../../errors';
 import { compare, formatComparison } from '../../train/compare';
-import { Interrupted } from '../../train/trainer';
 import { getMethod, methodNames } from '../../methods/registry';
-import { progressReporter } from '../progress';
 import { TRAIN_FLAGS, TRAIN_FLAGS_USAGE, trainOptionsOf } from '../train-flags';
-import { withSigint } from './train';
+import { interruptible } from '../interruptible';
 
 const usage = `usage: adafilter compare --data D --methods a,b,c [--seeds N] [options]
   Trains every method with every seed 0..N-1 (default 3) under identical data, splits, few-shot
@@ -37,22 +35,15 @@ export const compareCommand: Command = {
         for (const m of takers) byMethod[m][k] = v;
       }
     }
-    let progress = progressReporter();
-    try {
-      const c = await withSigint((signal) => compare({
+    return interruptible(async (signal, progress) => {
+      const c = await compare({
         ...opts, methods, seeds: intFlag(values.seeds as string | undefined, 'seeds', 3), methodOptionsByMethod: byMethod, signal,
-        onRun: (method, seed, i, total) => { progress.stop(); progress = progressReporter({ label: `[${i + 1}/${total} ${method} s${seed}]` }); },
-        onEvent: (e) => progress.onEvent(e),
-      }));
+        onRun: (method, seed, i, total) => progress.nextRun(`[${i + 1}/${total} ${method} s${seed}]`),
+        onEvent: progress.onEvent,
+      });
       progress.stop();
       if (values.json) process.stdout.write(JSON.stringify(c, null, 2) + '\n');
       else process.stdout.write(formatComparison(c) + '\n');
-      return 0;
-    } catch (e) {
-      if (e instanceof Interrupted) return 130;
-      throw e;
-    } finally {
-      progress.stop();
-    }
+    });
   },
 };

@@ -2,10 +2,8 @@ import * as path from 'node:path';
 import { Command, intFlag, parseFlags } from '../command';
 import { InputError } from '../../errors';
 import { compare, formatComparison } from '../../train/compare';
-import { Interrupted } from '../../train/trainer';
 import { writeReport } from '../../report';
-import { progressReporter } from '../progress';
-import { withSigint } from './train';
+import { interruptible } from '../interruptible';
 
 /**
  * The main job on the embedded default: the shipped backbone (pretrained on Quick Draw classes
@@ -36,24 +34,17 @@ export const demoCommand: Command = {
     const epochs = intFlag(values.epochs as string | undefined, 'epochs', DEMO.epochs);
     const threads = values.threads === undefined ? undefined : intFlag(values.threads as string, 'threads', 1);
     process.stderr.write(`adafilter demo: the shipped backbone on ${DEMO.data}, ${DEMO.shots} drawings per class; ${DEMO.methods.join(' vs ')}, ${seeds} seed(s) × ${epochs} epochs → ${out}\n`);
-    let progress = progressReporter();
-    try {
-      const c = await withSigint((signal) => compare({
+    return interruptible(async (signal, progress) => {
+      const c = await compare({
         backbone: 'default', data: DEMO.data, shots: DEMO.shots, epochs, batch: DEMO.batch, seeds, methods: [...DEMO.methods],
         threads, out, signal,
-        onRun: (method, seed, i, total) => { progress.stop(); progress = progressReporter({ label: `[${i + 1}/${total} ${method} s${seed}]` }); },
-        onEvent: (e) => progress.onEvent(e),
-      }));
+        onRun: (method, seed, i, total) => progress.nextRun(`[${i + 1}/${total} ${method} s${seed}]`),
+        onEvent: progress.onEvent,
+      });
       progress.stop();
       const files = await writeReport([out], out);
       if (values.json) process.stdout.write(JSON.stringify({ ...c, report: files.html }, null, 2) + '\n');
       else process.stdout.write(`${formatComparison(c)}\n\nreport: ${files.html}\n        ${files.md}\n`);
-      return 0;
-    } catch (e) {
-      if (e instanceof Interrupted) return 130;
-      throw e;
-    } finally {
-      progress.stop();
-    }
+    });
   },
 };

@@ -1,10 +1,8 @@
 import { Command, intFlag, parseFlags } from '../command';
 import { InputError } from '../../errors';
 import { pretrain } from '../../train/pretrain';
-import { Interrupted } from '../../train/trainer';
-import { progressReporter } from '../progress';
 import { TRAIN_FLAGS, trainOptionsOf } from '../train-flags';
-import { withSigint } from './train';
+import { interruptible } from '../interruptible';
 
 const usage = `usage: adafilter pretrain --arch A --data SOURCE --out WEIGHTS.safetensors [--run DIR] [--epochs N --batch N --lr X --seed N ...]
   Trains architecture A from scratch on SOURCE (keep the transfer targets out of it) and writes
@@ -25,20 +23,13 @@ export const pretrainCommand: Command = {
     const weights = values.out as string | undefined;
     if (!weights) throw new InputError('pretrain: --out WEIGHTS.safetensors is required');
     const { backbone: _b, methodOptions: _m, shots: _s, out: _o, ...opts } = trainOptionsOf(values, 'pretrain');
-    const progress = progressReporter();
     const command = `adafilter pretrain ${argv.filter((a) => a !== '--resume').join(' ')}`;
-    try {
-      const card = await withSigint((signal) => pretrain({
+    return interruptible(async (signal, progress) => {
+      const card = await pretrain({
         ...opts, arch: values.arch as string, weights, out: (values.run as string | undefined) ?? `runs/pretrain-${values.arch}`,
         seed: intFlag(values.seed as string | undefined, 'seed', 0, 0), resume: Boolean(values.resume), signal, onEvent: progress.onEvent,
-      }, command));
+      }, command);
       process.stdout.write(`${card.arch} on ${card.source}: val ${(100 * card.valAcc).toFixed(2)}%, test ${(100 * card.testAcc).toFixed(2)}% → ${weights}\n`);
-      return 0;
-    } catch (e) {
-      if (e instanceof Interrupted) return 130;
-      throw e;
-    } finally {
-      progress.stop();
-    }
+    });
   },
 };

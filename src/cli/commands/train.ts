@@ -1,8 +1,8 @@
 import { Command, parseFlags } from '../command';
 import { InputError } from '../../errors';
-import { fineTune, Interrupted } from '../../train/trainer';
+import { fineTune } from '../../train/trainer';
 import { methodNames } from '../../methods/registry';
-import { progressReporter } from '../progress';
+import { interruptible } from '../interruptible';
 import { TRAIN_FLAGS, TRAIN_FLAGS_USAGE, trainOptionsOf } from '../train-flags';
 
 const usage = `usage: adafilter train --data D [--method M] [options] [--resume]
@@ -14,22 +14,6 @@ const usage = `usage: adafilter train --data D [--method M] [options] [--resume]
   --seed N           splits, sampling, order, augmentation and initialisation (0)
 ${TRAIN_FLAGS_USAGE}`;
 
-/** Runs `fn` with SIGINT turned into an abort (saved checkpoint, clean stop); a second Ctrl-C kills. */
-export async function withSigint<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const ac = new AbortController();
-  const onSigint = () => {
-    process.stderr.write('\nstopping after this step (checkpoint will be saved; Ctrl-C again to kill)\n');
-    ac.abort();
-    process.removeListener('SIGINT', onSigint);
-  };
-  process.on('SIGINT', onSigint);
-  try {
-    return await fn(ac.signal);
-  } finally {
-    process.removeListener('SIGINT', onSigint);
-  }
-}
-
 export const trainCommand: Command = {
   name: 'train',
   summary: 'fine-tune a backbone on a dataset with one method; writes a run folder',
@@ -40,19 +24,12 @@ export const trainCommand: Command = {
     const opts = trainOptionsOf(values, 'train');
     const seed = values.seed === undefined ? undefined : Number(values.seed);
     if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0)) throw new InputError(`--seed: expected an integer >= 0, got '${values.seed}'`);
-    const progress = progressReporter();
-    try {
-      const result = await withSigint((signal) => fineTune({
+    return interruptible(async (signal, progress) => {
+      const result = await fineTune({
         ...opts, method: values.method as string | undefined, seed, resume: Boolean(values.resume), signal, onEvent: progress.onEvent,
-      }));
+      });
       if (values.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
       else process.stdout.write(`${result.method}: test accuracy ${(100 * result.test.acc).toFixed(2)}% (best epoch ${result.bestEpoch}, val ${(100 * result.val.acc).toFixed(2)}%) → ${result.dir}\n`);
-      return 0;
-    } catch (e) {
-      if (e instanceof Interrupted) return 130;
-      throw e;
-    } finally {
-      progress.stop();
-    }
+    });
   },
 };

@@ -3,14 +3,12 @@
  * for each module the same math its eval forward computes (no tracing: the engine has no tracer, and
  * walking keeps the per-example gates of AdaFilter and SpotTune explicit in the graph).
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Tensor } from '../../engine/tensor';
 import { zeros } from '../../engine/creation';
 import { noGrad } from '../../engine/autograd';
 import { tidy } from '../../engine/scope';
 import { InputError } from '../../errors';
+import { writeFileAtomic } from '../atomic';
 import { Module } from '../../nn/module';
 import { Conv2d } from '../../nn/conv';
 import { BatchNorm2d } from '../../nn/batchnorm';
@@ -402,20 +400,5 @@ export function encodeOnnx(model: Module, opts: ExportOnnxOptions): Uint8Array {
  * naming the module.
  */
 export function exportOnnx(model: Module, file: string, opts: ExportOnnxOptions): void {
-  const data = encodeOnnx(model, opts);
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  let fd: number | null = null;
-  try {
-    fd = fs.openSync(tmp, 'wx', 0o644);
-    let done = 0;
-    while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    if (fd !== null) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw new InputError(`${file}: cannot write (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
+  writeFileAtomic(file, encodeOnnx(model, opts));
 }
