@@ -65,11 +65,9 @@ test('unknown or unreadable backbones are InputErrors', () => {
   }
 });
 
-// GatedConv copies stride/padding/dilation from the conv it replaces but not PaddedConv2d.pads, so
-// on a Keras-padded backbone its stride-2 depthwise convs lose their bottom/right padding.
-test('AdaFilter on the nsfwjs backbone with every gate 1 computes what finetune computes', {
-  todo: 'fails while src/methods/adafilter/gated-conv.ts ignores PaddedConv2d.pads',
-}, () => {
+// GatedConv must carry PaddedConv2d.pads: otherwise a Keras-padded backbone's stride-2 depthwise
+// convs lose their bottom/right padding once gated.
+test('AdaFilter on the nsfwjs backbone with every gate 1 computes what finetune computes', () => {
   // Same seed, same fresh head: the two models differ only in how the method wraps the convs.
   manualSeed(0);
   const ft = applyMethod('finetune', openBackbone('nsfwjs', 3).model, 3);

@@ -3,15 +3,15 @@
  * 0 = pretrained filter S. Three sources: the recurrent gate network (the method), per-filter static
  * logits (ablation adafilter-static) and random choices at a given fraction (ablation random-filter).
  */
-import { Tensor } from '../../engine/tensor';
-import { empty, full, zeros } from '../../engine/creation';
+import { aten, Tensor } from '../../engine/tensor';
+import { cat, empty, full, zeros } from '../../engine/creation';
 import { rand } from '../../engine/random';
-import { noGrad } from '../../engine/autograd';
+import { isGradEnabled, noGrad } from '../../engine/autograd';
 import { Module } from '../../nn/module';
 import { Parameter } from '../../nn/parameter';
 import { Linear } from '../../nn/linear';
 import { LSTMCell } from '../../nn/lstm-cell';
-import { globalAvgPool, sigmoid } from '../../nn/functional';
+import { globalAvgPool, sigmoid, tanh } from '../../nn/functional';
 import { constant_ } from '../../nn/init';
 
 /** Channels in and out of each gated layer, in forward order. */
@@ -72,6 +72,50 @@ export function hardGate(z: Tensor): Tensor {
 
 const logit = (p: number) => Math.log(p / (1 - p));
 
+/**
+ * Global average pool of the gate's input [B, C, H, W] → [B, C]. When a gradient flows back into x it
+ * is sum(H, W) / (H·W): the same values as aten::mean (which is that sum, then a division), but its
+ * backward is an expand of the [B, C] gradient instead of a full-size division per gated layer (mean's
+ * backward; the gate network's single largest backward cost at resnet20's sizes).
+ * Otherwise (evaluation, detached input) plain globalAvgPool.
+ */
+export function gatePool(x: Tensor, detach: boolean): Tensor {
+  if (detach || !x.requiresGrad || !isGradEnabled()) return globalAvgPool(detach ? x.detach() : x);
+  return x.sum([2, 3]).div(x.size(2) * x.size(3));
+}
+
+let oneDnnLinear: boolean | null = null;
+
+/** y = x·Wᵀ + b through oneDNN (aten::mkldnn_linear), with autograd; null where unavailable. */
+function linearOneDnn(x: Tensor, w: Tensor, b: Tensor | null): Tensor | null {
+  if (oneDnnLinear === false) return null;
+  try {
+    const y = aten('aten::to_dense', '', [aten('aten::mkldnn_linear', '', [aten('aten::to_mkldnn', '', [x]), w, b])]);
+    oneDnnLinear = true;
+    return y;
+  } catch {
+    oneDnnLinear = false;
+    return null;
+  }
+}
+
+/**
+ * One LSTMCell step (gates i, f, g, o as torch.nn.LSTMCell) with both input products as one
+ * oneDNN matrix product [x, h]·[W_ih, W_hh]ᵀ + (b_ih + b_hh), given w = [W_ih, W_hh] and
+ * b = b_ih + b_hh. Same function as aten::lstm_cell (values within float rounding); used for
+ * training passes on CPU because the BLAS path of lstm_cell is the gate network's largest cost with
+ * an OpenBLAS that falls back to its generic kernels. Null where oneDNN is unavailable.
+ */
+export function lstmStepOneDnn(x: Tensor, h: Tensor, c: Tensor, w: Tensor, b: Tensor | null): [Tensor, Tensor] | null {
+  const gates = linearOneDnn(cat([x, h], 1), w, b);
+  if (!gates) return null;
+  const n = h.size(1);
+  const s = sigmoid(gates);
+  const g = tanh(gates.narrow(1, 2 * n, n));
+  const c1 = aten('aten::addcmul', '', [s.narrow(1, n, n).mul(c), s.narrow(1, 0, n), g]);
+  return [s.narrow(1, 3 * n, n).mul(tanh(c1)), c1];
+}
+
 /** A source of gates for gated layer l, given that layer's input x [B, C_in, H, W]. */
 export interface GateSource extends Module {
   /** Starts a forward pass of a batch of `batch` examples. */
@@ -105,6 +149,8 @@ export class RecurrentGate extends Module implements GateSource {
   proj: Linear[];
   heads: Linear[];
   #state: [Tensor, Tensor] | null = null;
+  /** [W_ih, W_hh] and b_ih + b_hh for the oneDNN LSTM step of this pass (training only). */
+  #stacked: { w: Tensor; b: Tensor | null } | null = null;
   readonly #noise: PassNoise;
 
   constructor(layers: GatedLayerShape[], readonly options: RecurrentGateOptions) {
@@ -123,26 +169,44 @@ export class RecurrentGate extends Module implements GateSource {
     const h = this.options.hiddenSize;
     const dtype = this.lstm.weight_ih.dtype;
     this.#state = [zeros([batch, h], { dtype }), zeros([batch, h], { dtype })];
+    this.#stacked = null;
     this.#noise.reset();
   }
 
+  /**
+   * Advances the shared LSTM state by one step. In a training pass that records gradients, on CPU in
+   * float32, the step runs as lstmStepOneDnn (same function, faster); otherwise, and always in
+   * evaluation, it is this.lstm.forward (aten::lstm_cell).
+   */
+  #step(u: Tensor, state: [Tensor, Tensor], training: boolean): [Tensor, Tensor] {
+    const cell = this.lstm;
+    if (training && oneDnnLinear !== false && isGradEnabled() && u.dtype === 'float32' && u.device === 'cpu') {
+      if (!this.#stacked) {
+        const b = cell.bias_ih && cell.bias_hh ? cell.bias_ih.add(cell.bias_hh) : cell.bias_ih ?? cell.bias_hh;
+        this.#stacked = { w: cat([cell.weight_ih, cell.weight_hh], 1), b };
+      }
+      const r = lstmStepOneDnn(u, state[0], state[1], this.#stacked.w, this.#stacked.b);
+      if (r) return r;
+    }
+    return cell.forward(u, state);
+  }
+
   /** Gate logits z_l [B, C] for layer l; advances the shared LSTM state. */
-  logits(layer: number, x: Tensor): Tensor {
+  logits(layer: number, x: Tensor, training = false): Tensor {
     if (!this.#state) throw new Error('adafilter gate: forward pass not started (call begin())');
-    let pooled = globalAvgPool(x);
-    if (this.options.detachInput) pooled = pooled.detach();
-    const u = this.proj[layer].forward(pooled);
-    this.#state = this.lstm.forward(u, this.#state);
+    const u = this.proj[layer].forward(gatePool(x, this.options.detachInput));
+    this.#state = this.#step(u, this.#state, training);
     return this.heads[layer].forward(this.#state[0]);
   }
 
   gate(layer: number, x: Tensor, training: boolean): Tensor {
-    const z = this.logits(layer, x);
+    const z = this.logits(layer, x, training);
     return training ? gumbelSigmoidST(z, this.options.tau, this.#noise.get(layer, z.size(0), z.dtype)) : hardGate(z);
   }
 
   end(): void {
     this.#state = null;
+    this.#stacked = null;
     this.#noise.reset();
   }
 

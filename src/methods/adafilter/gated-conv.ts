@@ -1,9 +1,10 @@
-import { Tensor } from '../../engine/tensor';
+import { aten, Tensor } from '../../engine/tensor';
 import { noGrad } from '../../engine/autograd';
 import { cat, full } from '../../engine/creation';
 import { Module } from '../../nn/module';
 import { Parameter } from '../../nn/parameter';
 import { Conv2d } from '../../nn/conv';
+import { PaddedConv2d, Pads } from '../../models/padded-conv';
 import { BatchNorm2d } from '../../nn/batchnorm';
 import { conv2d } from '../../nn/functional';
 import { GatedBatchNorm } from './gated-bn';
@@ -42,17 +43,25 @@ export class GatedConv extends Module {
   readonly padding: number;
   readonly dilation: number;
   readonly groups: number;
+  /** Explicit asymmetric padding of a Keras-style conv (PaddedConv2d), applied before both paths. */
+  readonly pads: Pads | null;
   readonly outChannels: number;
   readonly inChannels: number;
-  /** Compute both paths with one convolution of 2C outputs (same values, faster). */
+  /**
+   * Compute both paths with one convolution of 2C outputs and one BN call (same values). Off by
+   * default: two convolutions, where S's has no weight gradient, and two BN calls are faster in
+   * training (the fused convolution computes and discards S's weight gradient, and mixing two
+   * narrowed halves of one tensor makes autograd build two zero-filled 2C gradients and add them).
+   */
   fused: boolean;
   readonly #ctx: GateContext;
 
   constructor(readonly index: number, conv: Conv2d, bn: BatchNorm2d, ctx: GateContext, o: { singleBn: boolean; frozenBnAffine: boolean; fused?: boolean }) {
     super();
     this.#ctx = ctx;
-    this.fused = o.fused ?? true;
+    this.fused = o.fused ?? false;
     this.stride = conv.stride; this.padding = conv.padding; this.dilation = conv.dilation; this.groups = conv.groups;
+    this.pads = conv instanceof PaddedConv2d ? [...conv.pads] as Pads : null;
     this.inChannels = conv.inChannels; this.outChannels = conv.outChannels;
     this.weight_s = conv.weight.requiresGrad_(false);
     this.weight_f = new Parameter(noGrad(() => conv.weight.clone()));
@@ -74,6 +83,11 @@ export class GatedConv extends Module {
     if (ctx.collect) ctx.gates.push(g);
     if (ctx.recorder && !this.training) ctx.recorder(this.index, g.toFloat32Array(), batch, this.outChannels);
     const gateGrad = g.requiresGrad;
+    // The gate reads the layer's input as it is; only the convolutions see the padding.
+    if (this.pads && this.pads.some((p) => p > 0)) {
+      const [top, left, bottom, right] = this.pads;
+      x = aten('aten::constant_pad_nd', '', [x, [left, right, top, bottom], 0]);
+    }
     let useF = true, useS = true;
     if (ctx.skip === 'always' || (ctx.skip === 'exact' && !gateGrad)) {
       const ones = noGrad(() => g.sum().item());
