@@ -4,6 +4,9 @@ import { runThroughput } from '../../../bench/throughput';
 import { runDataBench } from '../../../bench/data';
 import { compareMethodCost } from '../../../bench/methods';
 import { getMethod } from '../../methods/registry';
+import { PROFILES } from '../../../bench/transfer-suite';
+import { publishResults, runTransfer } from '../../../bench/transfer';
+import { headline } from '../../../bench/transfer-report';
 
 const usage = `usage: adafilter bench throughput [--arch A] [--batch N] [--threads N] [--steps N] [--warmup N]
                                   [--rounds N] [--channels-last] [--no-peer] [--method M] [--json]
@@ -15,7 +18,18 @@ const usage = `usage: adafilter bench throughput [--arch A] [--batch N] [--threa
 usage: adafilter bench data --data NAME [--batch N] [--size PX] [--workers N] [--seconds S]
                             [--arch A] [--threads N] [--json]
   Images/s the input pipeline delivers with augmentation, next to the images/s that training
-  the backbone (default resnet20) consumes at that input size, measured one after the other.`;
+  the backbone (default resnet20) consumes at that input size, measured one after the other.
+
+usage: adafilter bench transfer --profile quick|full|variants [--out DIR] [--jobs N] [--threads N]
+                                [--report-only] [--publish DOCS_DIR] [--json]
+  Issue #7: every method on targets the shipped backbone never saw (bench/transfer-suite.ts),
+  hyper-parameters searched on validation data, 3 seeds, paired bootstrap interval for
+  AdaFilter − finetune. Writes DIR/transfer-PROFILE.json and DIR/results-PROFILE.md (default DIR
+  bench-results/transfer-PROFILE); finished runs are reused, so running it again continues.
+  'variants' (AdaFilter's tau, gated layers, ...) reuses the full profile's runs: give it the same --out.
+  --jobs N           training processes at once (default 2), each with --threads libtorch threads (default 1)
+  --report-only      train nothing: rebuild the summary from the runs that exist
+  --publish DOCS     also write DOCS/results/transfer-PROFILE.json and regenerate DOCS/results.md`;
 
 async function data(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
@@ -89,14 +103,34 @@ async function throughput(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function transfer(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, {
+    profile: { type: 'string' }, out: { type: 'string' }, jobs: { type: 'string' }, threads: { type: 'string' },
+    'report-only': { type: 'boolean' }, publish: { type: 'string' }, json: { type: 'boolean' },
+  }, 'bench transfer');
+  if (positionals.length) throw new InputError(`bench transfer: unexpected argument '${positionals[0]}'`);
+  const name = values.profile as string | undefined;
+  if (!name || !PROFILES[name]) throw new InputError(`bench transfer: --profile must be one of ${Object.keys(PROFILES).join(', ')}${name ? `, got '${name}'` : ''}`);
+  const summary = await runTransfer({
+    profile: PROFILES[name], out: (values.out as string | undefined) ?? `bench-results/transfer-${name}`,
+    jobs: intFlag(values.jobs as string | undefined, 'jobs', 2), threads: intFlag(values.threads as string | undefined, 'threads', 1),
+    train: !values['report-only'], command: ['node bin/adafilter.js bench transfer', ...argv].join(' '),
+  });
+  if (values.publish) process.stderr.write(`wrote ${publishResults(summary, values.publish as string)}\n`);
+  if (values.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+  else process.stdout.write(headline(summary) + '\n');
+  return 0;
+}
+
 export const benchCommand: Command = {
   name: 'bench',
-  summary: 'benchmarks: throughput (adafilter vs PyTorch), data (input pipeline)',
+  summary: 'benchmarks: throughput (adafilter vs PyTorch), data (input pipeline), transfer (accuracy of the methods, issue #7)',
   usage,
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub === 'throughput') return throughput(rest);
     if (sub === 'data') return data(rest);
-    throw new InputError(`unknown benchmark '${sub ?? ''}' (available: throughput, data)`);
+    if (sub === 'transfer') return transfer(rest);
+    throw new InputError(`unknown benchmark '${sub ?? ''}' (available: throughput, data, transfer)`);
   },
 };

@@ -1,0 +1,155 @@
+/**
+ * docs/results.md from the transfer benchmark's summaries. Everything but the discussion block is
+ * generated; the discussion (between the markers) is kept from the existing file when regenerating.
+ */
+import type { TransferSummary } from './transfer';
+
+export const DISCUSSION_START = '<!-- discussion:start -->';
+export const DISCUSSION_END = '<!-- discussion:end -->';
+const GOAL = -2.54;
+
+const f2 = (x: number | null | undefined) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(2));
+const signed = (x: number | null | undefined) => (x === null || x === undefined || Number.isNaN(x) ? '—' : `${x > 0 ? '+' : ''}${x.toFixed(2)}`);
+
+function table(head: string[], rows: string[][]): string {
+  return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+/** The discussion block of an existing results.md, or a placeholder. */
+export function keepDiscussion(existing: string | null): string {
+  if (existing) {
+    const a = existing.indexOf(DISCUSSION_START), b = existing.indexOf(DISCUSSION_END);
+    if (a >= 0 && b > a) return existing.slice(a + DISCUSSION_START.length, b).trim();
+  }
+  return '_Not written yet._';
+}
+
+export function headline(s: TransferSummary): string {
+  if (s.kind === 'variants') {
+    const parts = Object.entries(s.intervals).filter(([k]) => k.startsWith('adafilter @ '))
+      .map(([k, iv]) => `${k.slice('adafilter @ '.length)}: ${signed(iv.estimate)} [${signed(iv.lo)}, ${signed(iv.hi)}]`);
+    return `**${s.profile}** (exploratory, one cell): AdaFilter − finetune test error in points, with 95% paired bootstrap intervals — ${parts.join('; ') || 'nothing finished'}.`;
+  }
+  const iv = s.intervals.adafilter;
+  const avg = s.tables.datasets.average.adafilter;
+  if (!iv || avg?.value === null || avg === undefined) return `No AdaFilter/finetune pairs finished in the ${s.profile} profile.`;
+  const met = avg.value! <= GOAL && iv.excludesZero && iv.hi < 0;
+  return `**${s.profile} profile:** AdaFilter's test error, averaged over ${avg.groups} dataset(s), is ` +
+    `**${signed(avg.value)} points** against standard fine-tuning (negative = fewer errors); paired bootstrap ` +
+    `${Math.round(iv.level * 100)}% interval [${signed(iv.lo)}, ${signed(iv.hi)}] over ${iv.pairs} (cell, seed) pairs ` +
+    `(${iv.resamples.toLocaleString('en-US')} resamples, seed ${iv.seed}). The issue's goal (≤ ${GOAL} points with the interval excluding zero) is ` +
+    `**${met ? 'met' : 'not met'}**.`;
+}
+
+function section(s: TransferSummary, level: string): string {
+  const out: string[] = [];
+  const methods = [...new Set(s.cells.flatMap((c) => c.methods))];
+  const order = ['linear-probe', 'finetune', 'l2sp', 'bss', 'spottune', 'adafilter', 'adafilter-nogbn', 'random-filter', 'adafilter-static'].filter((m) => methods.includes(m));
+  out.push(`${level} Setup`, '');
+  out.push(`- Command: \`${s.command || `adafilter bench transfer --profile ${s.profile}`}\``);
+  out.push(`- Ran ${s.startedAt} → ${s.finishedAt} (${(s.wallSeconds / 60).toFixed(1)} min wall for this invocation; earlier invocations' runs are reused).`);
+  const m = s.machine;
+  out.push(`- Machine: ${m.cpu}, ${m.cores} cores (shared with other jobs), ${m.memory_gib} GiB, libtorch ${m.libtorch}, Node ${m.node}; ` +
+    `${s.settings.jobs} training process(es) × ${s.settings.threads} libtorch thread(s).`);
+  out.push(`- Every run: SGD momentum 0.9, weight decay 5e-4, cosine schedule, batch ${s.settings.batch}, random crop (pad 1/8) + flip, ` +
+    `epochs = round(${s.settings.epochImages} / training-set size) clamped to [${s.settings.minEpochs}, ${s.settings.maxEpochs}] (same for every method of a cell), ` +
+    `best-validation-epoch weights tested once; seeds 0..${s.settings.seeds - 1}; compare() gives every method the same splits, shots, order and augmentation per seed.`);
+  out.push('', table(['cell', 'dataset', 'data', 'backbone', 'shots/class', 'train images', 'epochs', 'methods'],
+    s.cells.map((c) => [c.id, c.group, `\`${c.data ?? `${c.subset!.source} subset: ${c.subset!.train} train pool / ${c.subset!.val} val / ${c.subset!.test} test per class`}\``,
+      `${c.backbone}${c.inputSize ? ` @ ${c.inputSize} px` : ''}`, String(c.shots), c.trainSize === null ? '—' : String(c.trainSize),
+      c.epochs === null ? '—' : String(c.epochs), c.skipped ? `skipped: ${c.skipped}` : c.methods.join(', ')])));
+  out.push('');
+  const setting = (t: { lr: number; gateLr?: number; from: string }) => `lr ${t.lr}${t.gateLr !== undefined ? `, gate lr ${t.gateLr}` : ''}${t.from === 'fixed' ? ' (fixed default, not searched)' : ''}`;
+  if (s.search.length) {
+    out.push(`${level}# Hyper-parameter search`, '');
+    out.push('One dev task per backbone (a target of its own, not a benchmark cell), seed 0 only, the same epoch budget as the cells; ' +
+      'every method gets the same number of trials (gated methods spend theirs on lr / gate-lr pairs); the trial with the best **validation** ' +
+      'accuracy (ties: lower validation loss) is used in every cell of that backbone. Test numbers were never looked at for this.', '');
+    for (const sr of s.search) {
+      out.push(`Backbone \`${sr.backbone}\`${sr.cell.inputSize ? ` at ${sr.cell.inputSize} px` : ''}, dev task \`${sr.cell.data}\`, ${sr.cell.shots} shots/class, ${sr.cell.epochs ?? '—'} epochs${sr.cell.skipped ? ` — skipped: ${sr.cell.skipped}` : ''}:`, '');
+      out.push(table(['method', 'trials: lr (gate lr) → val acc %', 'chosen'],
+        order.filter((mm) => sr.cell.methods.includes(mm)).map((mm) => [mm, sr.trials.filter((t) => t.method === mm)
+          .map((t) => `${t.lr}${t.gateLr !== null ? ` (${t.gateLr})` : ''} → ${t.valAcc === null ? 'missing' : (100 * t.valAcc).toFixed(1)}`).join('; '),
+        setting(s.chosen[sr.backbone][mm])])));
+      out.push('');
+    }
+  }
+  const unsearched = Object.entries(s.chosen).filter(([b]) => !s.search.some((x) => x.backbone === b));
+  for (const [b, ms] of unsearched) out.push(`Backbone \`${b}\`, no search: ${Object.entries(ms).map(([mm, t]) => `${mm} ${setting(t)}`).join('; ')}.`, '');
+  if (s.cuts.length) out.push(`What this profile leaves out: ${s.cuts.join('; ')}.`, '');
+
+  out.push(`${level} Error change against finetune, per dataset (points; negative = AdaFilter/method makes fewer errors)`, '');
+  const ds = s.tables.datasets;
+  const variants = s.kind === 'variants';
+  out.push(table([variants ? 'variant' : 'dataset', ...order.filter((x) => x !== 'finetune')],
+    [...ds.groups.map((g) => [g, ...order.filter((x) => x !== 'finetune').map((mm) => signed(ds.perGroup[g][mm]))]),
+      ...(variants ? [] : [['**average over datasets**', ...order.filter((x) => x !== 'finetune').map((mm) => `**${signed(ds.average[mm]?.value)}** (${ds.average[mm]?.groups ?? 0})`)]])]));
+  out.push('', 'Per dataset: the mean over its cells of (finetune accuracy − method accuracy) on the seeds both finished; the average weighs datasets equally (in brackets: how many datasets have the method).', '');
+
+  out.push(`${level} Paired bootstrap, method − finetune (test error, points)`, '');
+  out.push(table(['method', 'estimate', '95% interval', 'pairs', 'datasets', 'excludes 0'],
+    (variants ? Object.keys(s.intervals) : [...order.filter((x) => s.intervals[x]), ...Object.keys(s.intervals).filter((k) => !order.includes(k))]).map((mm) => {
+      const iv = s.intervals[mm];
+      return [mm, signed(iv.estimate), `[${signed(iv.lo)}, ${signed(iv.hi)}]`, String(iv.pairs), String(iv.groups), iv.excludesZero ? 'yes' : 'no'];
+    })));
+  out.push('', 'Pairs are (cell, seed) with both methods finished; resampled with replacement within each dataset, the statistic being the ' +
+    'average over datasets of the mean paired difference (so it equals the table\'s average when every cell has all seeds); ' +
+    '10,000 resamples, seeded, percentile interval.', '');
+
+  out.push(`${level} Test accuracy per cell (%, mean ± std over seeds; n = seeds finished)`, '');
+  out.push(table(['cell', ...order], Object.entries(s.tables.cells).map(([c, rows]) => [c, ...order.map((mm) => {
+    const r = rows.find((x) => x.method === mm);
+    return r ? `${f2(r.mean)} ± ${f2(r.std)}${r.n !== s.settings.seeds ? ` (n=${r.n})` : ''}` : '';
+  })])));
+  out.push('');
+  out.push(`${level} Error change against finetune per cell (points)`, '');
+  out.push(table(['cell', ...order.filter((x) => x !== 'finetune')], Object.entries(s.tables.cells).map(([c, rows]) => [c,
+    ...order.filter((x) => x !== 'finetune').map((mm) => signed(rows.find((x) => x.method === mm)?.errorChange))])));
+  out.push('');
+
+  const g = s.gateFractions;
+  if (g.overall || Object.keys(g.byCell).length) {
+    out.push(`${level} AdaFilter: fraction of filters fine-tuned (gate = F), per gated layer, on the test split`, '');
+    const cellsWith = Object.keys(g.byCell);
+    const names = g.overall?.layers.map((l) => l.name) ?? g.byCell[cellsWith[0]]!.layers.map((l) => l.name);
+    const sameLayers = cellsWith.filter((c) => JSON.stringify(g.byCell[c]!.layers.map((l) => l.name)) === JSON.stringify(names));
+    out.push(table(['layer', 'filters', 'all runs (default backbone)', 'varying filters', ...sameLayers],
+      names.map((n, i) => [n, String((g.overall ?? g.byCell[sameLayers[0]]!).layers[i].filters),
+        g.overall ? `${f2(g.overall.layers[i].fraction)} ± ${f2(g.overall.layers[i].fractionStd)}` : '—',
+        g.overall ? f2(g.overall.layers[i].filtersVarying) : '—',
+        ...sameLayers.map((c) => f2(g.byCell[c]!.layers[i].fraction))])));
+    const overallRow = ['**overall**', '', g.overall ? f2(g.overall.overall) : '—', '', ...sameLayers.map((c) => f2(g.byCell[c]!.overall))];
+    out.push(`| ${overallRow.join(' | ')} |`);
+    out.push('', '"varying filters": the fraction of filters whose choice differs between test examples (0 = the gate ignores the input), mean over runs. ' +
+      'Cells on other backbones (different layers) are in the JSON.', '');
+  }
+
+  out.push(`${level} Missing`, '');
+  if (!s.missing.length) out.push('Nothing: every planned run finished.');
+  else out.push(table(['cell', 'method', 'seeds missing', 'why'], s.missing.map((x) => [x.cell, x.method, x.seeds.join(', '), x.reason.replace(/\|/g, '\\|')])));
+  out.push('');
+  return out.join('\n');
+}
+
+/** The whole document from the summaries that exist (full first, then quick). */
+export function renderResults(summaries: Record<string, TransferSummary | undefined>, discussion = '_Not written yet._'): string {
+  const list = ['full', 'variants', 'quick', ...Object.keys(summaries).filter((k) => !['full', 'variants', 'quick'].includes(k))]
+    .map((k) => summaries[k]).filter((x): x is TransferSummary => !!x);
+  const out: string[] = ['# Transfer benchmark: does AdaFilter beat standard fine-tuning? (issue #7)', ''];
+  out.push('<!-- Generated by `adafilter bench transfer` from docs/results/transfer-*.json; only the discussion block is hand-written. -->', '');
+  out.push('Targets the shipped backbone (`--backbone default`: resnet20 pretrained on Quick, Draw! classes 0-244 at 32 px) never saw: ' +
+    'other Quick, Draw! classes (few-shot), glyphs of a script (no script is in pretraining), Fashion-MNIST (domain shift) and MNIST; ' +
+    'plus the nsfwjs MobileNetV2 on two targets. Methods: see docs/methods.md.', '');
+  out.push('## Answer', '');
+  for (const s of list) out.push(`- ${headline(s)}`);
+  out.push('', '## Discussion', '', DISCUSSION_START, discussion.trim(), DISCUSSION_END, '');
+  for (const s of list) {
+    out.push(`## Profile \`${s.profile}\`: ${s.description}`, '');
+    out.push(section(s, '###'));
+  }
+  out.push('## Reproduce', '', '```sh');
+  for (const s of list) out.push(s.command || `node bin/adafilter.js bench transfer --profile ${s.profile}`);
+  out.push('```', '', 'Every run folder (run.json, log.jsonl, result.json with gate statistics) stays under the `--out` folder; ' +
+    'the summaries in docs/results/ hold every run\'s numbers, the tables, the search and the intervals.', '');
+  return out.join('\n');
+}

@@ -1,0 +1,197 @@
+/**
+ * What the transfer benchmark runs: targets the shipped backbone never saw, training-set sizes,
+ * methods, the hyper-parameter search and the epoch budget, for each profile. Sized for a
+ * 2-core machine shared with other work (see docs/results.md for what was cut and why).
+ */
+import * as path from 'node:path';
+
+/** One learning-rate setting; gateLr only for methods with a gate or policy network. */
+export interface Trial {
+  lr: number;
+  gateLr?: number;
+}
+
+/** A balanced, fixed subset of a source with its own test split (MNIST's 10,000 test images would dominate the run time). */
+export interface SubsetSpec {
+  source: 'mnist' | 'fashion-mnist';
+  /** Per class: training pool (shots are drawn from it per seed), validation, test. */
+  train: number;
+  val: number;
+  test: number;
+}
+
+export interface CellSpec {
+  /** Folder name and key: unique in a profile. */
+  id: string;
+  /** The dataset the cell belongs to in the tables (one target × backbone). */
+  group: string;
+  /** A dataset name, or null when `subset` is materialised under the out folder. */
+  data: string | null;
+  subset?: SubsetSpec;
+  shots: number;
+  backbone: string;
+  inputSize?: number;
+  methods: string[];
+  valFraction?: number;
+  testFraction?: number;
+  /** Options per method (variants of AdaFilter); the search's lr settings still apply. */
+  methodOptions?: Record<string, Record<string, unknown>>;
+  /** Compare against finetune of this cell (same data and seeds) instead of a finetune of its own. */
+  baselineCell?: string;
+  /** false: only read this cell's runs (another profile trains them in the same --out; two writers would collide). */
+  train?: boolean;
+}
+
+export interface SearchSpec {
+  /** The dev cell: a target of its own, not one of the benchmark's cells; seed 0 only. Its backbone and methods say what the search is for. */
+  cell: CellSpec;
+  /** Per method, the trials (each method gets the same number). */
+  grids: Record<string, Trial[]>;
+}
+
+export interface Profile {
+  name: string;
+  /** 'variants': exploratory AdaFilter settings on one cell — no average over datasets, an interval per variant. */
+  kind?: 'benchmark' | 'variants';
+  description: string;
+  seeds: number;
+  batch: number;
+  /** Epochs per run: round(epochImages / training-set size), clamped to [minEpochs, maxEpochs] — the same for every method of a cell. */
+  epochImages: number;
+  minEpochs: number;
+  maxEpochs: number;
+  /** One search per backbone; a backbone without one uses `fixed`. */
+  search: SearchSpec[];
+  fixed: Record<string, Trial>;
+  cells: CellSpec[];
+  /** Jobs are run in this order of method (then cell): the comparison that matters first. */
+  methodOrder: string[];
+  /** What the full plan left out, in words, for docs/results.md. */
+  cuts: string[];
+}
+
+export const ALL_METHODS = ['linear-probe', 'finetune', 'l2sp', 'bss', 'spottune', 'adafilter', 'adafilter-nogbn', 'random-filter', 'adafilter-static'];
+/** Methods with a gate or policy network: their search also varies gateLr. */
+export const GATED = new Set(['spottune', 'adafilter', 'adafilter-nogbn', 'adafilter-static']);
+
+export function epochsFor(p: Pick<Profile, 'epochImages' | 'minEpochs' | 'maxEpochs'>, trainSize: number): number {
+  return Math.min(p.maxEpochs, Math.max(p.minEpochs, Math.round(p.epochImages / trainSize)));
+}
+
+/** The dataset name a cell trains on: subsets live under the out folder as a CSV manifest. */
+export function dataNameOf(cell: Pick<CellSpec, 'data' | 'subset'>, out: string): string {
+  if (cell.data) return cell.data;
+  const s = cell.subset!;
+  return path.join(out, 'data', `${s.source}-${s.train}-${s.val}-${s.test}.csv`);
+}
+
+// Quick, Draw! classes 0-244 are the pretraining source; 300-309 are the target, 320-329 the dev task.
+const QD_TARGET = 'quickdraw:300-309';
+const QD_DEV = 'quickdraw:320-329';
+// No glyph script is in pretraining. 30 samples per letter: 6 test, 2 val, 22 train (20 shots fit).
+const ARMENIAN = 'glyphs:scripts=Armenian;max=20;samples=30';
+const FASHION: SubsetSpec = { source: 'fashion-mnist', train: 100, val: 30, test: 100 };
+const MNIST: SubsetSpec = { source: 'mnist', train: 100, val: 30, test: 100 };
+
+const CORE = ['finetune', 'adafilter', 'linear-probe'];
+const NSFWJS_METHODS = ['finetune', 'adafilter', 'linear-probe'];
+
+// The grids: three trials for every method, over the same backbone lrs. Gated methods spend theirs on
+// (lr, gateLr) pairs: the gate lr 10× or 1× the backbone's (its gradient starts at zero, so it may need more).
+// A trial at lr 0.01 diverged for AdaFilter on MobileNetV2 in a trial run, hence 0.003 in every grid.
+const LRS = [0.003, 0.01, 0.03];
+const GATED_GRID: Trial[] = [{ lr: 0.003, gateLr: 0.03 }, { lr: 0.01, gateLr: 0.1 }, { lr: 0.03, gateLr: 0.03 }];
+const GRIDS: Record<string, Trial[]> = {
+  'linear-probe': [{ lr: 0.03 }, { lr: 0.1 }, { lr: 0.3 }],
+  finetune: LRS.map((lr) => ({ lr })),
+  l2sp: LRS.map((lr) => ({ lr })),
+  bss: LRS.map((lr) => ({ lr })),
+  'random-filter': LRS.map((lr) => ({ lr })),
+  spottune: GATED_GRID,
+  adafilter: GATED_GRID,
+  'adafilter-nogbn': GATED_GRID,
+  'adafilter-static': GATED_GRID,
+};
+
+const FIXED: Record<string, Trial> = Object.fromEntries(ALL_METHODS.map((m) => [m, m === 'linear-probe' ? { lr: 0.1 } : GATED.has(m) ? { lr: 0.01, gateLr: 0.1 } : { lr: 0.01 }]));
+
+function qd(shots: number, methods: string[], extra: Partial<CellSpec> = {}): CellSpec {
+  return { id: `quickdraw300-${shots}shot`, group: 'Quick Draw 300-309', data: QD_TARGET, shots, backbone: 'default', methods, valFraction: 0.25, ...extra };
+}
+function glyph(shots: number, methods: string[]): CellSpec {
+  return { id: `armenian-${shots}shot`, group: 'Armenian glyphs', data: ARMENIAN, shots, backbone: 'default', methods };
+}
+function subset(s: SubsetSpec, label: string, shots: number, methods: string[], extra: Partial<CellSpec> = {}): CellSpec {
+  return { id: `${s.source}-${shots}shot`, group: label, data: null, subset: s, shots, backbone: 'default', methods, ...extra };
+}
+
+export const PROFILES: Record<string, Profile> = {
+  quick: {
+    name: 'quick',
+    description: 'smoke test: 2 targets, 5 shots, finetune vs adafilter, 3 seeds, few epochs, no search',
+    seeds: 3, batch: 16, epochImages: 400, minEpochs: 2, maxEpochs: 8,
+    search: [], fixed: FIXED,
+    cells: [qd(5, ['finetune', 'adafilter']), glyph(5, ['finetune', 'adafilter'])],
+    methodOrder: ['finetune', 'adafilter'],
+    cuts: ['everything but 2 targets at 5 shots and the two headline methods; 8 epochs; no search (lr 0.01, gate lr 0.1)'],
+  },
+  full: {
+    name: 'full',
+    description: '4 targets × 2 sizes on the shipped backbone (all 9 methods on 2 cells), 2 targets on nsfwjs MobileNetV2 at 64 px; search on a dev task',
+    seeds: 3, batch: 16, epochImages: 1600, minEpochs: 4, maxEpochs: 24,
+    search: [
+      { cell: { id: 'dev-quickdraw320-20shot', group: 'dev', data: QD_DEV, shots: 20, backbone: 'default', methods: ALL_METHODS, valFraction: 0.25 }, grids: GRIDS },
+      // MobileNetV2 is another network with other lr needs: its own search, for the methods its cells run.
+      { cell: { id: 'dev-nsfwjs-quickdraw320-20shot', group: 'dev', data: QD_DEV, shots: 20, backbone: 'nsfwjs', inputSize: 64, methods: NSFWJS_METHODS, valFraction: 0.25 }, grids: GRIDS },
+    ],
+    fixed: FIXED,
+    cells: [
+      qd(5, CORE), qd(20, ALL_METHODS),
+      glyph(5, ALL_METHODS), glyph(20, CORE),
+      subset(FASHION, 'Fashion-MNIST (subset)', 5, CORE), subset(FASHION, 'Fashion-MNIST (subset)', 20, CORE),
+      subset(MNIST, 'MNIST (subset)', 5, CORE), subset(MNIST, 'MNIST (subset)', 20, CORE),
+      qd(20, NSFWJS_METHODS, { id: 'nsfwjs-quickdraw300-20shot', group: 'Quick Draw 300-309 (nsfwjs, 64 px)', backbone: 'nsfwjs', inputSize: 64 }),
+      subset(FASHION, 'Fashion-MNIST (subset, nsfwjs, 64 px)', 20, NSFWJS_METHODS, { id: 'nsfwjs-fashion-mnist-20shot', backbone: 'nsfwjs', inputSize: 64 }),
+    ],
+    methodOrder: ['finetune', 'adafilter', 'linear-probe', 'adafilter-nogbn', 'random-filter', 'adafilter-static', 'spottune', 'l2sp', 'bss'],
+    cuts: [
+      '100-shot cells (Quick Draw has 60 training images per class after val/test; the subsets 100): their runs cost 2-5× a 20-shot run',
+      'the 6 other methods (l2sp, bss, spottune and the 3 ablations) on all but 2 cells (Quick Draw 20-shot, Armenian 5-shot)',
+      'more glyph scripts, more Quick Draw class blocks, 96 px for nsfwjs',
+      'search of tau, gated layers and budget: one lr grid (with gate lr) per method and backbone on one dev task only',
+      'epochs: about 1,600 training images per run (4 to 24 epochs), batch 16',
+    ],
+  },
+};
+
+const FULL = PROFILES.full;
+const base = FULL.cells.find((c) => c.id === 'quickdraw300-20shot')!;
+function variant(id: string, label: string, options: Record<string, unknown>): CellSpec {
+  return { ...base, id: `quickdraw300-20shot-${id}`, group: label, methods: ['adafilter'], methodOptions: { adafilter: options }, baselineCell: base.id };
+}
+
+/**
+ * What else was tried for AdaFilter, on the full profile's Quick Draw 20-shot cell and with its
+ * searched lr / gate lr: run it with the full profile's --out, after the full profile's search has
+ * finished, so that the search and that cell's runs (read, never trained here) are reused.
+ */
+PROFILES.variants = {
+  ...FULL, name: 'variants', kind: 'variants',
+  description: 'AdaFilter settings tried beyond the defaults (tau, gated layers, starting fraction, frozen BN_S affine) on Quick Draw 300-309, 20 shots',
+  search: FULL.search.filter((x) => x.cell.backbone === 'default'),
+  cells: [
+    { ...base, methods: ['finetune', 'adafilter'], group: 'AdaFilter defaults (tau 1, blocks gated, start ½, gated BN)', train: false },
+    variant('tau0.5', 'tau 0.5', { tau: 0.5 }),
+    variant('last6', 'gate only the last 6 convs (layer3)', { gateLayers: 'last-6' }),
+    variant('init0.9', 'start with 90% of filters fine-tuned', { initFraction: 0.9 }),
+    variant('frozenbn', 'BN_S affine frozen', { frozenBnAffine: true }),
+  ],
+  methodOrder: ['finetune', 'adafilter'],
+  cuts: ['one cell only; one variant at a time, not combined; the variants themselves were not chosen on validation (their val accuracy is in the JSON)'],
+};
+
+export function getProfile(name: string): Profile {
+  const p = PROFILES[name];
+  if (!p) throw new Error(`unknown profile '${name}'`);
+  return p;
+}

@@ -1,0 +1,399 @@
+/**
+ * The transfer benchmark (issue #7): does AdaFilter beat standard fine-tuning on targets the
+ * shipped backbone never saw? Each (cell, method) is one compare() call with every seed, so every
+ * method of a cell sees identical data per seed, and finished runs are reused: a second invocation
+ * continues an interrupted one. Results are read back from the run folders, so the summary can be
+ * rebuilt at any time from whatever has finished.
+ */
+import { fork, ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { compare, CompareOptions } from '../src/train/compare';
+import { readResult, RunResult } from '../src/train/run-folder';
+import { openBackbone } from '../src/train/backbones';
+import { openDataset } from '../src/data/registry';
+import { writeJsonAtomic, writeFileAtomic } from '../src/io/atomic';
+import { machineInfo } from './machine';
+import { materialiseSubset } from './transfer-data';
+import { CellSpec, dataNameOf, epochsFor, GATED, Profile, Trial } from './transfer-suite';
+import {
+  BootstrapInterval, cellTable, datasetTable, errorPairs, layerFractions, MethodCellRow, pairedBootstrap, RunRecord,
+} from './transfer-stats';
+import { keepDiscussion, renderResults } from './transfer-report';
+
+export const BOOTSTRAP = { resamples: 10_000, seed: 7, level: 0.95 };
+
+/** What one process runs: plain data, so it can travel to a worker. */
+export interface Job {
+  id: string;
+  kind: 'search' | 'cell';
+  cell: string;
+  method: string;
+  options: Omit<CompareOptions, 'onRun' | 'onEvent' | 'signal'>;
+  /** Jobs that must finish first (random-filter takes the fractions AdaFilter learned in its cell). */
+  after?: string[];
+}
+
+export async function runJob(job: Job): Promise<void> {
+  await compare(job.options);
+}
+
+export interface TransferOptions {
+  profile: Profile;
+  out: string;
+  /** Processes training at once (default 2). */
+  jobs?: number;
+  /** libtorch threads per process (default 1). */
+  threads?: number;
+  /** false: only rebuild the summary from the runs that exist. */
+  train?: boolean;
+  command?: string;
+  log?: (line: string) => void;
+}
+
+export interface CellPlan extends CellSpec {
+  dataName: string;
+  trainSize: number | null;
+  epochs: number | null;
+  skipped: string | null;
+}
+
+export interface TrialRecord { method: string; trial: number; lr: number; gateLr: number | null; valAcc: number | null; valLoss: number | null; error: string | null }
+
+export interface TransferSummary {
+  format: 'adafilter-transfer';
+  version: 1;
+  profile: string;
+  kind: 'benchmark' | 'variants';
+  description: string;
+  command: string;
+  startedAt: string;
+  finishedAt: string;
+  wallSeconds: number;
+  machine: ReturnType<typeof machineInfo>;
+  settings: { seeds: number; batch: number; epochImages: number; minEpochs: number; maxEpochs: number; threads: number; jobs: number; augment: true; schedule: 'cosine' };
+  search: { backbone: string; cell: CellPlan; trials: TrialRecord[] }[];
+  /** Per backbone, per method: the setting every cell of that backbone used. */
+  chosen: Record<string, Record<string, Trial & { from: 'search' | 'fixed' }>>;
+  cells: CellPlan[];
+  runs: (RunRecord & { bestEpoch: number; epochs: number; trainSeconds: number; lr: number; gateLr: number | null; gates: ReturnType<typeof gateSummary> })[];
+  tables: {
+    cells: Record<string, MethodCellRow[]>;
+    datasets: ReturnType<typeof datasetTable>;
+  };
+  intervals: Record<string, BootstrapInterval>;
+  gateFractions: { overall: ReturnType<typeof layerFractions>; byCell: Record<string, ReturnType<typeof layerFractions>> };
+  missing: { cell: string; method: string; seeds: number[]; reason: string }[];
+  failures: { job: string; error: string }[];
+  cuts: string[];
+}
+
+function gateSummary(r: RunResult) {
+  if (!r.gates) return null;
+  return {
+    fraction: r.gates.fraction,
+    layers: r.gates.layers.map((l) => ({ name: l.name, filters: l.filters, fraction: l.fraction, filtersVarying: l.filtersVarying, exampleStd: l.exampleStd })),
+  };
+}
+
+const cellDir = (out: string, cell: string) => path.join(out, 'cells', cell);
+const trialDir = (out: string, backbone: string, method: string, k: number) => path.join(out, 'search', backbone, `${method}-t${k}`);
+
+/** Opens the cell's data once (checking it) to size the epochs; marks it skipped when its backbone is not available. */
+async function planCell(cell: CellSpec, p: Profile, out: string, backboneOk: (b: string) => string | null): Promise<CellPlan> {
+  const dataName = dataNameOf(cell, out);
+  const skipped = backboneOk(cell.backbone);
+  if (skipped) return { ...cell, dataName, trainSize: null, epochs: null, skipped };
+  if (cell.subset) await materialiseSubset(cell.subset, dataName);
+  const ds = await openDataset(dataName, { seed: 0, shots: cell.shots, val: cell.valFraction, test: cell.testFraction });
+  const trainSize = ds.splits.train.length;
+  return { ...cell, dataName, trainSize, epochs: epochsFor(p, trainSize), skipped: null };
+}
+
+function compareOptions(p: Profile, cell: CellPlan, method: string, t: Trial, seeds: number, out: string, threads: number,
+  methodOptions: Record<string, unknown> = cell.methodOptions?.[method] ?? {}): Job['options'] {
+  return {
+    backbone: cell.backbone, data: cell.dataName, shots: cell.shots, inputSize: cell.inputSize,
+    valFraction: cell.valFraction, testFraction: cell.testFraction,
+    epochs: cell.epochs!, batch: p.batch, lr: t.lr, gateLr: t.gateLr, augment: true, schedule: 'cosine',
+    threads, workers: 0, seeds, out, methods: [method], methodOptionsByMethod: { [method]: methodOptions },
+  };
+}
+
+/** Runs jobs on `n` worker processes (or in this process for n = 1), respecting `after`. */
+async function runPool(jobs: Job[], n: number, log: (s: string) => void, prepare: (j: Job) => Job): Promise<Map<string, string | null>> {
+  const done = new Map<string, string | null>(); // id → error or null
+  const pending = [...jobs];
+  const total = jobs.length;
+  const t0 = Date.now();
+  const ready = () => pending.findIndex((j) => (j.after ?? []).every((a) => done.has(a) || !jobs.some((x) => x.id === a)));
+  const finish = (j: Job, error: string | null, secs: number) => {
+    done.set(j.id, error);
+    log(`[${done.size}/${total}] ${j.id} ${error ? `FAILED: ${error}` : 'done'} (${secs.toFixed(0)} s; ${((Date.now() - t0) / 60000).toFixed(1)} min so far)`);
+  };
+  if (n <= 1) {
+    while (pending.length) {
+      const i = ready();
+      const j = prepare(pending.splice(i < 0 ? 0 : i, 1)[0]);
+      log(`start ${j.id}`);
+      const s = Date.now();
+      try { await runJob(j); finish(j, null, (Date.now() - s) / 1000); } catch (e) { finish(j, (e as Error).message, (Date.now() - s) / 1000); }
+    }
+    return done;
+  }
+  const workerFile = path.join(__dirname, 'transfer-worker.js');
+  await new Promise<void>((resolve) => {
+    let running = 0;
+    const spawn = (): ChildProcess => fork(workerFile, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const feed = (w: ChildProcess) => {
+      if (!pending.length) {
+        w.disconnect();
+        if (running === 0) resolve();
+        return;
+      }
+      const i = ready();
+      if (i < 0) { setTimeout(() => feed(w), 500); return; }
+      const j = prepare(pending.splice(i, 1)[0]);
+      running++;
+      const s = Date.now();
+      log(`start ${j.id}`);
+      let settled = false;
+      const settle = (error: string | null, next: ChildProcess | null) => {
+        if (settled) return;
+        settled = true;
+        w.removeAllListeners('message'); w.removeAllListeners('exit');
+        running--;
+        finish(j, error, (Date.now() - s) / 1000);
+        if (next) feed(next);
+        else if (!pending.length && running === 0) resolve();
+      };
+      w.once('message', (m: { ok: boolean; error?: string }) => settle(m.ok ? null : m.error ?? 'failed', w));
+      // A native crash takes the worker down: the job is failed, a fresh worker takes its place.
+      w.once('exit', (code, sig) => settle(`worker exited (${sig ?? code})`, pending.length ? spawn() : null));
+      w.send({ job: j });
+    };
+    for (let k = 0; k < Math.min(n, pending.length); k++) feed(spawn());
+    if (!pending.length) resolve();
+  });
+  return done;
+}
+
+function chooseTrial(out: string, backbone: string, method: string, trials: Trial[]): { best: number | null; records: TrialRecord[] } {
+  const records: TrialRecord[] = trials.map((t, k) => {
+    const r = readResult(path.join(trialDir(out, backbone, method, k), `${method}-s0`));
+    return { method, trial: k, lr: t.lr, gateLr: t.gateLr ?? null, valAcc: r?.val.acc ?? null, valLoss: r?.val.loss ?? null, error: r ? null : 'no result' };
+  });
+  let best: number | null = null;
+  for (const r of records) {
+    if (r.valAcc === null) continue;
+    // Validation accuracy, then validation loss; the earlier trial wins an exact tie.
+    if (best === null || r.valAcc > records[best].valAcc! || (r.valAcc === records[best].valAcc && r.valLoss! < records[best].valLoss!)) best = r.trial;
+  }
+  return { best, records };
+}
+
+export async function runTransfer(o: TransferOptions): Promise<TransferSummary> {
+  const p = o.profile, out = path.resolve(o.out), log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const jobsN = o.jobs ?? 2, threads = o.threads ?? 1, train = o.train ?? true;
+  const startedAt = new Date();
+  fs.mkdirSync(out, { recursive: true });
+  const backboneCache = new Map<string, string | null>();
+  const backboneOk = (b: string) => {
+    if (!backboneCache.has(b)) {
+      try { openBackbone(b, 2).model.dispose(); backboneCache.set(b, null); } catch (e) {
+        backboneCache.set(b, `backbone '${b}' not available here: ${(e as Error).message}`);
+      }
+    }
+    return backboneCache.get(b)!;
+  };
+  const failures: { job: string; error: string }[] = [];
+
+  // 1. Hyper-parameters: the same number of trials per method, judged by validation accuracy (seed 0 of a dev cell), per backbone.
+  const chosen: TransferSummary['chosen'] = {};
+  const search: TransferSummary['search'] = [];
+  const searchJobs: Job[] = [];
+  const devs: CellPlan[] = [];
+  for (const sp of p.search) {
+    const dev = await planCell(sp.cell, p, out, backboneOk);
+    devs.push(dev);
+    if (dev.skipped) continue;
+    for (const m of p.methodOrder.filter((x) => dev.methods.includes(x))) {
+      sp.grids[m].forEach((t, k) => searchJobs.push({
+        id: `search/${dev.backbone}/${m}-t${k}`, kind: 'search', cell: dev.id, method: m,
+        options: compareOptions(p, dev, m, t, 1, trialDir(out, dev.backbone, m, k), threads),
+      }));
+    }
+  }
+  if (train && searchJobs.length) for (const [id, e] of await runPool(searchJobs, jobsN, log, (j) => j)) if (e) failures.push({ job: id, error: e });
+  p.search.forEach((sp, i) => {
+    const dev = devs[i];
+    const trials: TrialRecord[] = [];
+    chosen[dev.backbone] = {};
+    for (const m of dev.methods) {
+      const { best, records } = chooseTrial(out, dev.backbone, m, sp.grids[m]);
+      trials.push(...records);
+      chosen[dev.backbone][m] = best === null ? { ...p.fixed[m], from: 'fixed' } : { ...sp.grids[m][best], from: 'search' };
+    }
+    search.push({ backbone: dev.backbone, cell: dev, trials });
+  });
+  for (const c of p.cells) {
+    chosen[c.backbone] ??= {};
+    for (const m of c.methods) chosen[c.backbone][m] ??= { ...p.fixed[m], from: 'fixed' };
+  }
+  if (p.search.length && train && Object.values(chosen).some((b) => Object.values(b).some((c) => c.from === 'fixed'))) {
+    log('no search result for some backbone/method: using the fixed defaults for them (see the summary)');
+  }
+
+  // 2. The cells, most important comparison first: method order, then cell order.
+  const cells: CellPlan[] = [];
+  for (const c of p.cells) cells.push(await planCell(c, p, out, backboneOk));
+  for (const c of cells) if (c.skipped) log(`skipping ${c.id}: ${c.skipped}`);
+  const jobs: Job[] = [];
+  for (const m of p.methodOrder) {
+    for (const c of cells) {
+      if (c.skipped || c.train === false || !c.methods.includes(m)) continue;
+      jobs.push({
+        id: `cell/${c.id}/${m}`, kind: 'cell', cell: c.id, method: m,
+        options: compareOptions(p, c, m, chosen[c.backbone][m], p.seeds, cellDir(out, c.id), threads),
+        after: m === 'random-filter' && c.methods.includes('adafilter') ? [`cell/${c.id}/adafilter`] : undefined,
+      });
+    }
+  }
+  // random-filter draws gates at the per-layer fractions AdaFilter learned in the same cell (mean over its seeds).
+  const prepare = (j: Job): Job => {
+    if (j.method !== 'random-filter') return j;
+    const fr = layerFractions(readRuns(out, cells.find((c) => c.id === j.cell)!, 'adafilter', p.seeds).map((r) => r.gates!).filter(Boolean));
+    const opts = { ...(cells.find((c) => c.id === j.cell)!.methodOptions?.['random-filter'] ?? {}), ...(fr ? { randomFraction: fr.layers.map((l) => l.fraction) } : {}) };
+    return { ...j, options: { ...j.options, methodOptionsByMethod: { 'random-filter': opts } } };
+  };
+  if (train) for (const [id, e] of await runPool(jobs, jobsN, log, prepare)) if (e) failures.push({ job: id, error: e });
+
+  // 3. Read back everything that finished.
+  const summary = summarise(p, out, cells, chosen, search, failures, {
+    command: o.command ?? '', startedAt, threads, jobs: jobsN,
+  });
+  if (!train) keepTrainingFacts(summary, out);
+  writeJsonAtomic(path.join(out, `transfer-${p.name}.json`), summary);
+  writeFileAtomic(path.join(out, `results-${p.name}.md`), renderResults({ [p.name]: summary }));
+  return summary;
+}
+
+/**
+ * A rebuilt summary describes the training invocation, not the rebuild: its command, times and
+ * process count come from the summary that invocation wrote (older versions called it transfer.json).
+ */
+function keepTrainingFacts(s: TransferSummary, out: string): void {
+  for (const f of [`transfer-${s.profile}.json`, 'transfer.json']) {
+    const file = path.join(out, f);
+    if (!fs.existsSync(file)) continue;
+    const prev = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<TransferSummary>;
+    if (prev.format !== 'adafilter-transfer' || prev.profile !== s.profile || !prev.command) continue;
+    s.command = prev.command; s.startedAt = prev.startedAt!; s.finishedAt = prev.finishedAt!; s.wallSeconds = prev.wallSeconds!;
+    s.settings.jobs = prev.settings?.jobs ?? s.settings.jobs; s.settings.threads = prev.settings?.threads ?? s.settings.threads;
+    return;
+  }
+}
+
+function readRuns(out: string, cell: CellPlan, method: string, seeds: number): RunResult[] {
+  const rs: RunResult[] = [];
+  for (let s = 0; s < seeds; s++) {
+    const r = readResult(path.join(cellDir(out, cell.id), `${method}-s${s}`));
+    if (r) rs.push(r);
+  }
+  return rs;
+}
+
+function summarise(p: Profile, out: string, cells: CellPlan[], chosen: TransferSummary['chosen'], search: TransferSummary['search'],
+  failures: TransferSummary['failures'], meta: { command: string; startedAt: Date; threads: number; jobs: number }): TransferSummary {
+  const runs: TransferSummary['runs'] = [];
+  const missing: TransferSummary['missing'] = [];
+  const failed = new Map(failures.map((f) => [f.job, f.error]));
+  for (const c of cells) {
+    for (const m of c.methods) {
+      const have: number[] = [];
+      for (let s = 0; s < p.seeds; s++) {
+        const r = readResult(path.join(cellDir(out, c.id), `${m}-s${s}`));
+        if (!r) continue;
+        have.push(s);
+        const cfg = JSON.parse(fs.readFileSync(path.join(cellDir(out, c.id), `${m}-s${s}`, 'run.json'), 'utf8'));
+        runs.push({
+          cell: c.id, group: c.group, method: m, seed: s, valAcc: r.val.acc, testAcc: r.test.acc, bestEpoch: r.bestEpoch, epochs: r.epochs,
+          trainSeconds: r.trainSeconds, lr: cfg.lr, gateLr: GATED.has(m) ? cfg.gateLr : null, gates: gateSummary(r),
+        });
+      }
+      const lacking = Array.from({ length: p.seeds }, (_, s) => s).filter((s) => !have.includes(s));
+      if (lacking.length) {
+        missing.push({ cell: c.id, method: m, seeds: lacking, reason: c.skipped ?? failed.get(`cell/${c.id}/${m}`) ?? 'not run (stopped before it)' });
+      }
+    }
+  }
+  // A cell with a baselineCell is compared with that cell's finetune runs (same data, same seeds).
+  const tableRuns: RunRecord[] = [...runs];
+  for (const c of cells) {
+    if (!c.baselineCell) continue;
+    for (const r of runs.filter((x) => x.cell === c.baselineCell && x.method === 'finetune')) tableRuns.push({ ...r, cell: c.id, group: c.group });
+  }
+  const cellRows: Record<string, MethodCellRow[]> = {};
+  const groupOf = new Map<string, string>();
+  const allMethods = p.methodOrder;
+  for (const c of cells) {
+    const rs = tableRuns.filter((r) => r.cell === c.id);
+    if (!rs.some((r) => c.methods.includes(r.method))) continue;
+    cellRows[c.id] = cellTable(rs, allMethods.filter((m) => c.methods.includes(m) || (c.baselineCell && m === 'finetune')));
+    groupOf.set(c.id, c.group);
+  }
+  const datasets = datasetTable(new Map(Object.entries(cellRows)), groupOf, allMethods);
+  const intervals: Record<string, BootstrapInterval> = {};
+  for (const m of allMethods) {
+    if (m === 'finetune') continue;
+    const pairs = errorPairs(tableRuns, m);
+    if (!pairs.length) continue;
+    // Variants are not datasets: one interval each instead of an average over them.
+    if (p.kind === 'variants') for (const g of new Set(pairs.map((x) => x.group))) intervals[`${m} @ ${g}`] = pairedBootstrap(pairs.filter((x) => x.group === g), BOOTSTRAP);
+    else intervals[m] = pairedBootstrap(pairs, BOOTSTRAP);
+  }
+  // The headline mixes backbones; the shipped backbone's own answer is worth seeing apart.
+  const backbones = new Set(cells.filter((c) => !c.skipped).map((c) => c.backbone));
+  if (p.kind !== 'variants' && backbones.size > 1) {
+    const onDefault = new Set(cells.filter((c) => c.backbone === 'default').map((c) => c.id));
+    const pairs = errorPairs(tableRuns, 'adafilter').filter((x) => onDefault.has(x.cell));
+    if (pairs.length) intervals['adafilter (default backbone only)'] = pairedBootstrap(pairs, BOOTSTRAP);
+  }
+  const adaGates = runs.filter((r) => r.method === 'adafilter' && r.gates);
+  const byCell: Record<string, ReturnType<typeof layerFractions>> = {};
+  for (const c of cells) {
+    const g = adaGates.filter((r) => r.cell === c.id).map((r) => r.gates!);
+    if (g.length) byCell[c.id] = layerFractions(g);
+  }
+  // The default backbone with default options only: other architectures and gateLayers settings gate other layers.
+  const defaultCells = new Set(cells.filter((c) => c.backbone === 'default' && !c.methodOptions?.adafilter).map((c) => c.id));
+  const overall = layerFractions(adaGates.filter((r) => defaultCells.has(r.cell)).map((r) => r.gates!));
+  const finishedAt = new Date();
+  return {
+    format: 'adafilter-transfer', version: 1, profile: p.name, kind: p.kind ?? 'benchmark', description: p.description, command: meta.command,
+    startedAt: meta.startedAt.toISOString(), finishedAt: finishedAt.toISOString(),
+    wallSeconds: (finishedAt.getTime() - meta.startedAt.getTime()) / 1000, machine: machineInfo(),
+    settings: { seeds: p.seeds, batch: p.batch, epochImages: p.epochImages, minEpochs: p.minEpochs, maxEpochs: p.maxEpochs, threads: meta.threads, jobs: meta.jobs, augment: true, schedule: 'cosine' },
+    search, chosen, cells, runs, tables: { cells: cellRows, datasets }, intervals,
+    gateFractions: { overall, byCell }, missing, failures, cuts: p.cuts,
+  };
+}
+
+/**
+ * Copies the summary to DOCS/results/transfer-PROFILE.json and regenerates DOCS/results.md from
+ * every summary there, keeping the hand-written discussion.
+ */
+export function publishResults(summary: TransferSummary, docsDir: string): string {
+  const dir = path.join(docsDir, 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  writeJsonAtomic(path.join(dir, `transfer-${summary.profile}.json`), summary);
+  const all: Record<string, TransferSummary> = {};
+  for (const f of fs.readdirSync(dir).filter((x) => /^transfer-.*\.json$/.test(x)).sort()) {
+    const s = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as TransferSummary;
+    if (s.format === 'adafilter-transfer') all[s.profile] = s;
+  }
+  const md = path.join(docsDir, 'results.md');
+  const existing = fs.existsSync(md) ? fs.readFileSync(md, 'utf8') : null;
+  writeFileAtomic(md, renderResults(all, keepDiscussion(existing)));
+  return md;
+}
