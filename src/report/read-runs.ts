@@ -8,27 +8,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors';
 import type { GateStats, LayerGateStats } from '../methods/adafilter/stats';
+import type { EpochLog, RunConfig as TrainRunConfig } from '../train/run-folder';
 
-export interface RunConfig {
-  version: 1;
-  backbone: string;
-  data: string;
-  method: string;
-  methodOptions: Record<string, unknown>;
-  epochs: number;
-  batch: number;
-  lr: number;
-  weightDecay: number;
-  shots: number | null;
-  seed: number;
-  classes: string[];
-  inputSize: unknown;
-  channels: number;
-  createdAt: string;
-}
-
-import type { EpochLog } from '../train/run-folder';
 export type { EpochLog };
+
+/** The fields of run.json a report reads, each checked when read (inputSize as written: a number or a spec). */
+export type RunConfig = Pick<TrainRunConfig, 'version' | 'backbone' | 'data' | 'method' | 'methodOptions' | 'epochs' | 'batch'
+  | 'lr' | 'weightDecay' | 'shots' | 'seed' | 'classes' | 'createdAt'> & { inputSize: unknown; channels: number };
 
 export interface RunResult {
   method: string;
