@@ -195,3 +195,33 @@ export function getProfile(name: string): Profile {
   if (!p) throw new Error(`unknown profile '${name}'`);
   return p;
 }
+
+/**
+ * The lever the full profile's discussion names first: a longer budget. The full profile's eight
+ * resnet20 cells at 3× its epochs (about 4,800 training images per run), finetune against AdaFilter
+ * only, at the lr / gate lr the full profile's validation search chose for them (FIXED holds those:
+ * finetune 0.01; adafilter 0.01, gate 0.1), so no new search and no test-set choices.
+ */
+PROFILES.budget = {
+  ...FULL, name: 'budget',
+  description: 'finetune vs AdaFilter at 3× the full profile\'s epochs on its 8 resnet20 cells (lr as the full search chose)',
+  epochImages: 3 * FULL.epochImages, minEpochs: 3 * FULL.minEpochs, maxEpochs: 3 * FULL.maxEpochs,
+  search: [], fixed: FIXED,
+  cells: FULL.cells.filter((c) => c.backbone === 'default').map((c) => ({ ...c, methods: ['finetune', 'adafilter'] })),
+  methodOrder: ['finetune', 'adafilter'],
+  cuts: ['finetune and AdaFilter only; the nsfwjs cells; lr not searched again at this budget (the full profile\'s choice is reused)'],
+};
+
+/**
+ * The training-set size the full profile cut: 100 images per class on the two subsets whose pool
+ * holds 100 (the whole pool, so the seeds differ in initialisation, order and augmentation only),
+ * with the lr the full profile's validation search chose (FIXED), the full profile's budget rule.
+ */
+PROFILES.shots100 = {
+  ...FULL, name: 'shots100',
+  description: 'the 100-shot cells the full profile cut: Fashion-MNIST and MNIST subsets, finetune, adafilter, linear-probe (lr as the full search chose)',
+  search: [], fixed: FIXED,
+  cells: [subset(FASHION, 'Fashion-MNIST (subset)', 100, CORE), subset(MNIST, 'MNIST (subset)', 100, CORE)],
+  methodOrder: ['finetune', 'adafilter', 'linear-probe'],
+  cuts: ['2 targets (Quick Draw and the glyphs hold fewer than 100 training images per class); lr not searched again at this size'],
+};
