@@ -9,7 +9,7 @@ import { fork, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { compare, CompareOptions } from '../src/train/compare';
-import { readResult, RunResult } from '../src/train/run-folder';
+import { readResult, readRunConfig, RunResult } from '../src/train/run-folder';
 import { openBackbone } from '../src/train/backbones';
 import { openDataset } from '../src/data/registry';
 import { writeJsonAtomic, writeFileAtomic } from '../src/io/atomic';
@@ -312,10 +312,11 @@ function summarise(p: Profile, out: string, cells: CellPlan[], chosen: TransferS
     for (const m of c.methods) {
       const have: number[] = [];
       for (let s = 0; s < p.seeds; s++) {
-        const r = readResult(path.join(cellDir(out, c.id), `${m}-s${s}`));
+        const dir = path.join(cellDir(out, c.id), `${m}-s${s}`);
+        const r = readResult(dir);
         if (!r) continue;
         have.push(s);
-        const cfg = JSON.parse(fs.readFileSync(path.join(cellDir(out, c.id), `${m}-s${s}`, 'run.json'), 'utf8'));
+        const cfg = readRunConfig(dir);
         runs.push({
           cell: c.id, group: c.group, method: m, seed: s, valAcc: r.val.acc, testAcc: r.test.acc, bestEpoch: r.bestEpoch, epochs: r.epochs,
           trainSeconds: r.trainSeconds, lr: cfg.lr, gateLr: GATED.has(m) ? cfg.gateLr : null, gates: gateSummary(r),
