@@ -38,6 +38,8 @@ export interface CellSpec {
   methodOptions?: Record<string, Record<string, unknown>>;
   /** Compare against finetune of this cell (same data and seeds) instead of a finetune of its own. */
   baselineCell?: string;
+  /** The lr setting for this cell's methods instead of the searched one (a variant of the gate lr). */
+  trial?: Trial;
   /** false: only read this cell's runs (another profile trains them in the same --out; two writers would collide). */
   train?: boolean;
 }
@@ -118,8 +120,9 @@ const FIXED: Record<string, Trial> = Object.fromEntries(ALL_METHODS.map((m) => [
 function qd(shots: number, methods: string[], extra: Partial<CellSpec> = {}): CellSpec {
   return { id: `quickdraw300-${shots}shot`, group: 'Quick Draw 300-309', data: QD_TARGET, shots, backbone: 'default', methods, valFraction: 0.25, ...extra };
 }
-function glyph(shots: number, methods: string[]): CellSpec {
-  return { id: `armenian-${shots}shot`, group: 'Armenian glyphs', data: ARMENIAN, shots, backbone: 'default', methods };
+function glyph(shots: number, methods: string[], script = 'Armenian'): CellSpec {
+  const data = script === 'Armenian' ? ARMENIAN : ARMENIAN.replace('Armenian', script);
+  return { id: `${script.toLowerCase()}-${shots}shot`, group: `${script} glyphs`, data, shots, backbone: 'default', methods };
 }
 function subset(s: SubsetSpec, label: string, shots: number, methods: string[], extra: Partial<CellSpec> = {}): CellSpec {
   return { id: `${s.source}-${shots}shot`, group: label, data: null, subset: s, shots, backbone: 'default', methods, ...extra };
@@ -196,20 +199,57 @@ export function getProfile(name: string): Profile {
   return p;
 }
 
+/** What the full profile's validation search chose on the shipped backbone (docs/results/transfer-full.json, `chosen.default`). */
+const FULL_SEARCH_CHOICE: Record<string, Trial> = { ...FIXED, 'linear-probe': { lr: 0.03 } };
+const BASELINES = ['linear-probe', 'l2sp', 'bss', 'spottune'];
+const ABLATIONS = ['adafilter-nogbn', 'random-filter', 'adafilter-static'];
+
 /**
  * The lever the full profile's discussion names first: a longer budget. The full profile's eight
- * resnet20 cells at 3× its epochs (about 4,800 training images per run), finetune against AdaFilter
- * only, at the lr / gate lr the full profile's validation search chose for them (FIXED holds those:
- * finetune 0.01; adafilter 0.01, gate 0.1), so no new search and no test-set choices.
+ * resnet20 cells plus a second glyph script (Georgian) at 3× its epochs (about 4,800 training images
+ * per run), at the lr / gate lr the full profile's validation search chose (no new search, no
+ * test-set choices). Every baseline runs on every cell; the ablations, which cost as much as
+ * AdaFilter, on the 20-shot cell of each dataset.
  */
 PROFILES.budget = {
   ...FULL, name: 'budget',
-  description: 'finetune vs AdaFilter at 3× the full profile\'s epochs on its 8 resnet20 cells (lr as the full search chose)',
+  description: 'all methods at 3× the full profile\'s epochs on its 8 resnet20 cells plus Georgian glyphs (lr as the full search chose; ablations on the 20-shot cells)',
   epochImages: 3 * FULL.epochImages, minEpochs: 3 * FULL.minEpochs, maxEpochs: 3 * FULL.maxEpochs,
-  search: [], fixed: FIXED,
-  cells: FULL.cells.filter((c) => c.backbone === 'default').map((c) => ({ ...c, methods: ['finetune', 'adafilter'] })),
+  search: [], fixed: FULL_SEARCH_CHOICE,
+  cells: [
+    ...FULL.cells.filter((c) => c.backbone === 'default'),
+    glyph(5, CORE, 'Georgian'), glyph(20, CORE, 'Georgian'),
+  ].map((c) => ({ ...c, methods: ['finetune', 'adafilter', ...BASELINES, ...(c.shots === 20 ? ABLATIONS : [])] })),
+  methodOrder: ['finetune', 'adafilter', ...BASELINES, ...ABLATIONS],
+  cuts: [
+    'the nsfwjs cells (see the full profile); lr not searched again at this budget (the full profile\'s choice is reused)',
+    'the ablations on the 5-shot cells (they cost as much as AdaFilter each)',
+  ],
+};
+
+/**
+ * AdaFilter settings at the budget profile's 3× epochs on its Quick Draw 20-shot cell, run with the
+ * budget profile's --out after it (that cell's finetune and AdaFilter runs are read, not trained):
+ * the gate budget term, a gate lr of 100× the backbone's (the search tried 10× and 1×) and the best
+ * 1× variant (tau 0.5).
+ */
+const budgetBase = { ...PROFILES.budget.cells.find((c) => c.id === 'quickdraw300-20shot')!, methods: ['adafilter'] };
+function budgetVariant(id: string, label: string, options: Record<string, unknown>): CellSpec {
+  return { ...budgetBase, id: `quickdraw300-20shot-${id}`, group: label, methodOptions: { adafilter: options }, baselineCell: budgetBase.id };
+}
+PROFILES['budget-variants'] = {
+  ...PROFILES.budget, name: 'budget-variants', kind: 'variants',
+  description: 'AdaFilter settings at the budget profile\'s 3× epochs (gate budget term, gate lr, tau) on Quick Draw 300-309, 20 shots',
+  fixed: { ...FULL_SEARCH_CHOICE },
+  cells: [
+    { ...budgetBase, methods: ['finetune', 'adafilter'], group: 'AdaFilter defaults at 3× epochs (gate lr 0.1)', train: false },
+    budgetVariant('rho0.25', 'budget term lambda 1, rho 0.25 (keep more pretrained filters)', { budget: 1, budgetTarget: 0.25 }),
+    budgetVariant('rho0.75', 'budget term lambda 1, rho 0.75 (fine-tune more filters)', { budget: 1, budgetTarget: 0.75 }),
+    budgetVariant('tau0.5', 'tau 0.5', { tau: 0.5 }),
+    { ...budgetVariant('gatelr1', 'gate lr 1 (100× the backbone lr)', {}), trial: { lr: 0.01, gateLr: 1 } },
+  ],
   methodOrder: ['finetune', 'adafilter'],
-  cuts: ['finetune and AdaFilter only; the nsfwjs cells; lr not searched again at this budget (the full profile\'s choice is reused)'],
+  cuts: ['one cell only; one variant at a time; the variants were not chosen on validation (their val accuracy is in the JSON)'],
 };
 
 /**

@@ -254,7 +254,7 @@ export async function runTransfer(o: TransferOptions): Promise<TransferSummary> 
       if (c.skipped || c.train === false || !c.methods.includes(m)) continue;
       jobs.push({
         id: `cell/${c.id}/${m}`, kind: 'cell', cell: c.id, method: m,
-        options: compareOptions(p, c, m, chosen[c.backbone][m], p.seeds, cellDir(out, c.id), threads),
+        options: compareOptions(p, c, m, c.trial ?? chosen[c.backbone][m], p.seeds, cellDir(out, c.id), threads),
         after: m === 'random-filter' && c.methods.includes('adafilter') ? [`cell/${c.id}/adafilter`] : undefined,
       });
     }

@@ -158,17 +158,23 @@ test('end to end: a tiny profile trains, writes the JSON and the markdown, and r
     name: 'tiny', description: 'test', seeds: 1, batch: 8, epochImages: 9, minEpochs: 1, maxEpochs: 1,
     search: [{ cell: { ...cell, id: 'dev', data: 'quickdraw:303-305' }, grids: { finetune: [{ lr: 0.01 }], adafilter: [{ lr: 0.01, gateLr: 0.1 }] } }],
     fixed: { finetune: { lr: 0.02 }, adafilter: { lr: 0.02, gateLr: 0.02 } },
-    cells: [cell, { ...cell, id: 'qd-3shot-tau', group: 'QD tau', methods: ['adafilter'], methodOptions: { adafilter: { tau: 0.5 } }, baselineCell: 'qd-3shot' }],
+    cells: [
+      cell, { ...cell, id: 'qd-3shot-tau', group: 'QD tau', methods: ['adafilter'], methodOptions: { adafilter: { tau: 0.5 } }, baselineCell: 'qd-3shot' },
+      { ...cell, id: 'qd-3shot-glr', group: 'QD gate lr', methods: ['adafilter'], trial: { lr: 0.01, gateLr: 0.5 }, baselineCell: 'qd-3shot' },
+    ],
     methodOrder: ['finetune', 'adafilter'], cuts: ['nearly everything'],
   };
   const lines: string[] = [];
   const s = await runTransfer({ profile: tiny, out, jobs: 2, threads: 1, log: (l) => lines.push(l), command: 'test' });
   assert.deepEqual(s.failures, [], lines.join('\n'));
-  assert.equal(s.runs.length, 3);
+  assert.equal(s.runs.length, 4);
   // The variant ran with its option and is compared with the base cell's finetune, seed by seed.
   const tau = JSON.parse(fs.readFileSync(path.join(out, 'cells', 'qd-3shot-tau', 'adafilter-s0', 'run.json'), 'utf8'));
   assert.deepEqual(tau.methodOptions, { tau: 0.5 });
   const tauRun = s.runs.find((r) => r.cell === 'qd-3shot-tau')!;
+  // A cell's own trial overrides the searched setting for its methods.
+  const glrRun = s.runs.find((r) => r.cell === 'qd-3shot-glr')!;
+  assert.deepEqual([glrRun.lr, glrRun.gateLr], [0.01, 0.5]);
   assert.deepEqual(s.missing, []);
   assert.equal(s.chosen.resnet20.adafilter.from, 'search');
   assert.equal(s.chosen.resnet20.adafilter.gateLr, 0.1);
@@ -181,8 +187,8 @@ test('end to end: a tiny profile trains, writes the JSON and the markdown, and r
   const ft = s.runs.find((r) => r.method === 'finetune')!;
   close(s.tables.cells['qd-3shot'].find((r) => r.method === 'adafilter')!.errorChange!, 100 * (ft.testAcc - ada.testAcc), 1e-9);
   close(s.tables.cells['qd-3shot-tau'].find((r) => r.method === 'adafilter')!.errorChange!, 100 * (ft.testAcc - tauRun.testAcc), 1e-9);
-  // Two groups (QD, QD tau), one pair each: the average of the two changes.
-  close(s.intervals.adafilter.estimate, 100 * (ft.testAcc - (ada.testAcc + tauRun.testAcc) / 2), 1e-9);
+  // Three groups (QD, QD tau, QD gate lr), one pair each: the average of the three changes.
+  close(s.intervals.adafilter.estimate, 100 * (ft.testAcc - (ada.testAcc + tauRun.testAcc + glrRun.testAcc) / 3), 1e-9);
   const json = JSON.parse(fs.readFileSync(path.join(out, 'transfer-tiny.json'), 'utf8'));
   assert.equal(json.format, 'adafilter-transfer');
   const md = fs.readFileSync(path.join(out, 'results-tiny.md'), 'utf8');
@@ -206,7 +212,7 @@ test('end to end: a tiny profile trains, writes the JSON and the markdown, and r
 test('cli: bench transfer refuses an unknown profile with one line and exit 2', () => {
   const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const cli = path.resolve(__dirname, '..', '..', '..', 'bin', 'adafilter.js');
-  for (const [args, re] of [[['--profile', 'huge'], /--profile must be one of quick, full, variants, budget, shots100, got 'huge'/], [[], /--profile must be one of/], [['--profile', 'quick', '--jobs', '0'], /--jobs: expected an integer >= 1/]] as [string[], RegExp][]) {
+  for (const [args, re] of [[['--profile', 'huge'], /--profile must be one of quick, full, variants, budget, budget-variants, shots100, got 'huge'/], [[], /--profile must be one of/], [['--profile', 'quick', '--jobs', '0'], /--jobs: expected an integer >= 1/]] as [string[], RegExp][]) {
     const r = spawnSync(process.execPath, [cli, 'bench', 'transfer', ...args], { encoding: 'utf8' });
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, re);
