@@ -59,7 +59,7 @@ function section(s: TransferSummary, level: string): string {
       `${c.backbone}${c.inputSize ? ` @ ${c.inputSize} px` : ''}`, String(c.shots), c.trainSize === null ? '—' : String(c.trainSize),
       c.epochs === null ? '—' : String(c.epochs), c.skipped ? `skipped: ${c.skipped}` : c.methods.join(', ')])));
   out.push('');
-  const setting = (t: { lr: number; gateLr?: number; from: string }) => `lr ${t.lr}${t.gateLr !== undefined ? `, gate lr ${t.gateLr}` : ''}${t.from === 'fixed' ? ' (fixed default, not searched)' : ''}`;
+  const setting = (t: { lr: number; gateLr?: number; from: string }) => `lr ${t.lr}${t.gateLr !== undefined ? `, gate lr ${t.gateLr}` : ''}${t.from === 'fixed' && !s.fixedFrom ? ' (fixed default, not searched)' : ''}`;
   if (s.search.length) {
     out.push(`${level}# Hyper-parameter search`, '');
     out.push('One dev task per backbone (a target of its own, not a benchmark cell), seed 0 only, the same epoch budget as the cells; ' +
@@ -75,7 +75,7 @@ function section(s: TransferSummary, level: string): string {
     }
   }
   const unsearched = Object.entries(s.chosen).filter(([b]) => !s.search.some((x) => x.backbone === b));
-  for (const [b, ms] of unsearched) out.push(`Backbone \`${b}\`, no search: ${Object.entries(ms).map(([mm, t]) => `${mm} ${setting(t)}`).join('; ')}.`, '');
+  for (const [b, ms] of unsearched) out.push(`Backbone \`${b}\`, no search${s.fixedFrom ? ` (settings from ${s.fixedFrom})` : ''}: ${Object.entries(ms).map(([mm, t]) => `${mm} ${setting(t)}`).join('; ')}.`, '');
   if (s.cuts.length) out.push(`What this profile leaves out: ${s.cuts.join('; ')}.`, '');
 
   out.push(`${level} Error change against finetune, per dataset (points; negative = AdaFilter/method makes fewer errors)`, '');

@@ -65,6 +65,8 @@ export interface Profile {
   /** One search per backbone; a backbone without one uses `fixed`. */
   search: SearchSpec[];
   fixed: Record<string, Trial>;
+  /** Where `fixed` comes from, when it is not a plain default (another profile's search). */
+  fixedFrom?: string;
   cells: CellSpec[];
   /** Jobs are run in this order of method (then cell): the comparison that matters first. */
   methodOrder: string[];
@@ -201,6 +203,7 @@ export function getProfile(name: string): Profile {
 
 /** What the full profile's validation search chose on the shipped backbone (docs/results/transfer-full.json, `chosen.default`). */
 const FULL_SEARCH_CHOICE: Record<string, Trial> = { ...FIXED, 'linear-probe': { lr: 0.03 } };
+const FULL_SEARCH_SOURCE = 'the full profile\'s validation search on its dev task (1× epochs), not searched again here';
 const BASELINES = ['linear-probe', 'l2sp', 'bss', 'spottune'];
 const ABLATIONS = ['adafilter-nogbn', 'random-filter', 'adafilter-static'];
 
@@ -215,7 +218,7 @@ PROFILES.budget = {
   ...FULL, name: 'budget',
   description: 'all methods at 3× the full profile\'s epochs on its 8 resnet20 cells plus Georgian glyphs (lr as the full search chose; ablations on the 20-shot cells)',
   epochImages: 3 * FULL.epochImages, minEpochs: 3 * FULL.minEpochs, maxEpochs: 3 * FULL.maxEpochs,
-  search: [], fixed: FULL_SEARCH_CHOICE,
+  search: [], fixed: FULL_SEARCH_CHOICE, fixedFrom: FULL_SEARCH_SOURCE,
   cells: [
     ...FULL.cells.filter((c) => c.backbone === 'default'),
     glyph(5, CORE, 'Georgian'), glyph(20, CORE, 'Georgian'),
@@ -240,7 +243,7 @@ function budgetVariant(id: string, label: string, options: Record<string, unknow
 PROFILES['budget-variants'] = {
   ...PROFILES.budget, name: 'budget-variants', kind: 'variants',
   description: 'AdaFilter settings at the budget profile\'s 3× epochs (gate budget term, gate lr, tau) on Quick Draw 300-309, 20 shots',
-  fixed: { ...FULL_SEARCH_CHOICE },
+  fixed: { ...FULL_SEARCH_CHOICE }, fixedFrom: FULL_SEARCH_SOURCE,
   cells: [
     { ...budgetBase, methods: ['finetune', 'adafilter'], group: 'AdaFilter defaults at 3× epochs (gate lr 0.1)', train: false },
     budgetVariant('rho0.25', 'budget term lambda 1, rho 0.25 (keep more pretrained filters)', { budget: 1, budgetTarget: 0.25 }),
@@ -255,12 +258,12 @@ PROFILES['budget-variants'] = {
 /**
  * The training-set size the full profile cut: 100 images per class on the two subsets whose pool
  * holds 100 (the whole pool, so the seeds differ in initialisation, order and augmentation only),
- * with the lr the full profile's validation search chose (FIXED), the full profile's budget rule.
+ * with the lr the full profile's validation search chose, the full profile's budget rule.
  */
 PROFILES.shots100 = {
   ...FULL, name: 'shots100',
   description: 'the 100-shot cells the full profile cut: Fashion-MNIST and MNIST subsets, finetune, adafilter, linear-probe (lr as the full search chose)',
-  search: [], fixed: FIXED,
+  search: [], fixed: FULL_SEARCH_CHOICE, fixedFrom: FULL_SEARCH_SOURCE,
   cells: [subset(FASHION, 'Fashion-MNIST (subset)', 100, CORE), subset(MNIST, 'MNIST (subset)', 100, CORE)],
   methodOrder: ['finetune', 'adafilter', 'linear-probe'],
   cuts: ['2 targets (Quick Draw and the glyphs hold fewer than 100 training images per class); lr not searched again at this size'],

@@ -75,6 +75,8 @@ export interface TransferSummary {
   search: { backbone: string; cell: CellPlan; trials: TrialRecord[] }[];
   /** Per backbone, per method: the setting every cell of that backbone used. */
   chosen: Record<string, Record<string, Trial & { from: 'search' | 'fixed' }>>;
+  /** Where the fixed settings come from, when not plain defaults. */
+  fixedFrom?: string;
   cells: CellPlan[];
   runs: (RunRecord & { bestEpoch: number; epochs: number; trainSeconds: number; lr: number; gateLr: number | null; gates: ReturnType<typeof gateSummary> })[];
   tables: {
@@ -375,7 +377,7 @@ function summarise(p: Profile, out: string, cells: CellPlan[], chosen: TransferS
     startedAt: meta.startedAt.toISOString(), finishedAt: finishedAt.toISOString(),
     wallSeconds: (finishedAt.getTime() - meta.startedAt.getTime()) / 1000, machine: machineInfo(),
     settings: { seeds: p.seeds, batch: p.batch, epochImages: p.epochImages, minEpochs: p.minEpochs, maxEpochs: p.maxEpochs, threads: meta.threads, jobs: meta.jobs, augment: true, schedule: 'cosine' },
-    search, chosen, cells, runs, tables: { cells: cellRows, datasets }, intervals,
+    search, chosen, fixedFrom: p.fixedFrom, cells, runs, tables: { cells: cellRows, datasets }, intervals,
     gateFractions: { overall, byCell }, missing, failures, cuts: p.cuts,
   };
 }
