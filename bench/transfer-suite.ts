@@ -256,6 +256,19 @@ PROFILES['budget-variants'] = {
 };
 
 /**
+ * Does the trend from 1× to 3× continue? The budget profile's 20-shot cells at 6× the full profile's
+ * epochs, finetune against AdaFilter, lr as the full search chose (not searched again at 6×).
+ */
+PROFILES.budget6 = {
+  ...PROFILES.budget, name: 'budget6',
+  description: 'finetune vs AdaFilter at 6× the full profile\'s epochs on the budget profile\'s five 20-shot cells (lr as the full search chose)',
+  epochImages: 6 * FULL.epochImages, minEpochs: 6 * FULL.minEpochs, maxEpochs: 6 * FULL.maxEpochs,
+  cells: PROFILES.budget.cells.filter((c) => c.shots === 20).map((c) => ({ ...c, methods: ['finetune', 'adafilter'] })),
+  methodOrder: ['finetune', 'adafilter'],
+  cuts: ['the 5-shot cells and every other method; lr not searched again at this budget (the full profile\'s choice is reused)'],
+};
+
+/**
  * The training-set size the full profile cut: 100 images per class on the two subsets whose pool
  * holds 100 (the whole pool, so the seeds differ in initialisation, order and augmentation only),
  * with the lr the full profile's validation search chose, the full profile's budget rule.
