@@ -93,7 +93,7 @@ export function dataNameOf(cell: Pick<CellSpec, 'data' | 'subset'>, out: string)
 const QD_TARGET = 'quickdraw:300-309';
 const QD_DEV = 'quickdraw:320-329';
 // No glyph script is in pretraining. 30 samples per letter: 6 test, 2 val, 22 train (20 shots fit).
-const ARMENIAN = 'glyphs:scripts=Armenian;max=20;samples=30';
+const glyphData = (script: string) => `glyphs:scripts=${script};max=20;samples=30`;
 const FASHION: SubsetSpec = { source: 'fashion-mnist', train: 100, val: 30, test: 100 };
 const MNIST: SubsetSpec = { source: 'mnist', train: 100, val: 30, test: 100 };
 
@@ -123,8 +123,7 @@ function qd(shots: number, methods: string[], extra: Partial<CellSpec> = {}): Ce
   return { id: `quickdraw300-${shots}shot`, group: 'Quick Draw 300-309', data: QD_TARGET, shots, backbone: 'default', methods, valFraction: 0.25, ...extra };
 }
 function glyph(shots: number, methods: string[], script = 'Armenian'): CellSpec {
-  const data = script === 'Armenian' ? ARMENIAN : ARMENIAN.replace('Armenian', script);
-  return { id: `${script.toLowerCase()}-${shots}shot`, group: `${script} glyphs`, data, shots, backbone: 'default', methods };
+  return { id: `${script.toLowerCase()}-${shots}shot`, group: `${script} glyphs`, data: glyphData(script), shots, backbone: 'default', methods };
 }
 function subset(s: SubsetSpec, label: string, shots: number, methods: string[], extra: Partial<CellSpec> = {}): CellSpec {
   return { id: `${s.source}-${shots}shot`, group: label, data: null, subset: s, shots, backbone: 'default', methods, ...extra };
@@ -243,7 +242,6 @@ function budgetVariant(id: string, label: string, options: Record<string, unknow
 PROFILES['budget-variants'] = {
   ...PROFILES.budget, name: 'budget-variants', kind: 'variants',
   description: 'AdaFilter settings at the budget profile\'s 3× epochs (gate budget term, gate lr, tau) on Quick Draw 300-309, 20 shots',
-  fixed: { ...FULL_SEARCH_CHOICE }, fixedFrom: FULL_SEARCH_SOURCE,
   cells: [
     { ...budgetBase, methods: ['finetune', 'adafilter'], group: 'AdaFilter defaults at 3× epochs (gate lr 0.1)', train: false },
     budgetVariant('rho0.25', 'budget term lambda 1, rho 0.25 (keep more pretrained filters)', { budget: 1, budgetTarget: 0.25 }),
