@@ -158,6 +158,18 @@ export abstract class MethodModel extends Module {
     return null;
   }
 
+  /**
+   * Called by the trainer before training step `step` (0-based) of `total`: methods whose training
+   * changes over the run (AdaFilter's warm start, gate phase, noise annealing) set themselves up
+   * from the position alone, so a resumed run continues in the same phase.
+   */
+  atStep(_step: number, _total: number): void {}
+
+  /** ‖F − S‖ / ‖S‖ of methods that keep a fine-tuned copy beside frozen filters; null for the rest. */
+  weightDrift(): { overall: number; layers: Record<string, number> } | null {
+    return null;
+  }
+
   parameterCounts(): ParameterCounts {
     const trainable = new Set(this.trainableParameters().map(([p]) => p));
     let total = 0, t = 0;
@@ -189,6 +201,11 @@ export interface Method<O extends object = Record<string, unknown>> {
   readonly description: string;
   /** Every option with its default value (each one a flag). */
   readonly defaults: Readonly<O>;
+  /**
+   * A gate or policy network chooses per example between frozen and fine-tuned parts: its BN
+   * statistics are recalibrated under the evaluation gates by default (see train/precise-bn.ts).
+   */
+  readonly gated?: boolean;
   apply(backbone: Module, numClasses: number, options?: Partial<O>): MethodModel;
 }
 

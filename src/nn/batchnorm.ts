@@ -19,7 +19,8 @@ export class BatchNorm2d extends Module {
   running_var: Buffer;
   num_batches_tracked: Buffer;
   readonly eps: number;
-  readonly momentum: number;
+  /** Mutable: precise BN (train/precise-bn.ts) averages batches by setting it per batch. */
+  momentum: number;
 
   constructor(readonly numFeatures: number, c: BatchNormConfig = {}) {
     super();
@@ -37,5 +38,16 @@ export class BatchNorm2d extends Module {
     if (this.training) noGrad(() => this.num_batches_tracked.add_(1));
     return batchNorm(x, this.running_mean, this.running_var, this.weight, this.bias,
       { training: this.training, momentum: this.momentum, eps: this.eps });
+  }
+}
+
+/**
+ * A BatchNorm2d that always normalises with its running statistics and never updates them, in
+ * training too (torchvision's FrozenBatchNorm2d; same parameter names, so state dicts load).
+ */
+export class FrozenBatchNorm2d extends BatchNorm2d {
+  override forward(x: Tensor): Tensor {
+    return batchNorm(x, this.running_mean, this.running_var, this.weight, this.bias,
+      { training: false, momentum: this.momentum, eps: this.eps });
   }
 }

@@ -158,7 +158,7 @@ test('adafilter training: gates are 0/1 and the gate network gets non-zero gradi
   m.train();
   const seen: number[] = [];
   const orig = m.gate.gate.bind(m.gate);
-  m.gate.gate = (l: number, xx: Tensor, tr: boolean) => { const g = orig(l, xx, tr); seen.push(...g.toArray()); return g; };
+  m.gate.gate = (l: number, xx: Tensor, tr: boolean) => { const r = orig(l, xx, tr); seen.push(...r.g.toArray()); return r; };
   tidy(() => m.loss(m.forward(x), y).backward());
   m.gate.gate = orig;
   assert.ok(seen.every((a) => a === 0 || a === 1));

@@ -21,12 +21,27 @@ export interface GatedLayerShape {
 }
 
 /**
- * Straight-through Gumbel-sigmoid: s = sigmoid((z + G1 − G2) / tau); the forward value is exactly
- * [s > 0.5] (hard + (s − s), so no rounding), the gradient that of s.
+ * How a training pass turns gate logits into 0/1 gates (evaluation is always the deterministic
+ * [z > 0]):
+ * - 'st': deterministic straight-through, forward [σ(z) > ½] = [z > 0], backward d/dz σ(z/τ) — the
+ *   same function in training and evaluation (SkipNet's recurrent gate);
+ * - 'gumbel': straight-through Gumbel-sigmoid, forward [z + L > 0] with L standard logistic noise
+ *   (std 1.8): training gates are Bernoulli(σ(z)) samples;
+ * - 'gumbel-anneal': as gumbel with the noise scaled by 1 − progress / annealEnd, reaching 0 at
+ *   annealEnd of the run, so the last part trains the configuration that is evaluated.
  */
-export function gumbelSigmoidST(z: Tensor, tau: number, noise?: Tensor): Tensor {
-  const d = noise ?? gumbelDifference(z.shape, z.dtype);
-  const zn = z.add(d);
+export type GateMode = 'st' | 'gumbel' | 'gumbel-anneal';
+export const GATE_MODES: readonly GateMode[] = ['st', 'gumbel', 'gumbel-anneal'];
+
+/**
+ * Straight-through gate: s = sigmoid((z + noise) / tau); the forward value is exactly [s > 0.5]
+ * (hard + (s − s), so no rounding), the gradient that of s. tau never changes the forward value
+ * ([σ(v/τ) > ½] = [v > 0]); it is the temperature of the surrogate whose gradient is used. Without
+ * noise (or a zero noise scale) this is the deterministic straight-through gate.
+ */
+export function gumbelSigmoidST(z: Tensor, tau: number, noise?: Tensor | null, noiseScale = 1): Tensor {
+  const d = noise === undefined ? gumbelDifference(z.shape, z.dtype) : noise;
+  const zn = d && noiseScale > 0 ? z.add(d, noiseScale) : z;
   const s = sigmoid(tau === 1 ? zn : zn.div(tau));
   // s + (hard − s) is exactly hard: for s ≤ 0.5, hard − s = −s; for s > 0.5, 1 − s is exact
   // (Sterbenz) and s + (1 − s) = 1. One graph node (add) instead of two.
@@ -116,11 +131,25 @@ export function lstmStepOneDnn(x: Tensor, h: Tensor, c: Tensor, w: Tensor, b: Te
   return [s.narrow(1, 3 * n, n).mul(tanh(c1)), c1];
 }
 
+/** What a gate source produced for one layer: the 0/1 gates [B, C] and, when it has any, their logits. */
+export interface LayerGates {
+  g: Tensor;
+  z: Tensor | null;
+}
+
+/** How the noise of a training pass is drawn (set by the method from the run's progress). */
+export interface GateNoise {
+  /** false: deterministic straight-through ('st'). */
+  sample: boolean;
+  /** Multiplier of the logistic noise (gumbel-anneal's schedule); 1 for plain gumbel. */
+  scale: number;
+}
+
 /** A source of gates for gated layer l, given that layer's input x [B, C_in, H, W]. */
 export interface GateSource extends Module {
   /** Starts a forward pass of a batch of `batch` examples. */
   begin(batch: number): void;
-  gate(layer: number, x: Tensor, training: boolean): Tensor;
+  gate(layer: number, x: Tensor, training: boolean): LayerGates;
   end(): void;
   /** Biases of the gate network (no weight decay). */
   biasParameters(): Parameter[];
@@ -131,12 +160,18 @@ export interface RecurrentGateOptions {
   inputSize: number;
   /** LSTM hidden size H. */
   hiddenSize: number;
-  /** Gumbel-sigmoid temperature. */
+  /** Temperature of the straight-through surrogate (gradient only; see gumbelSigmoidST). */
   tau: number;
   /** Starting fraction of fine-tuned filters: the bias of every Q_l is logit(fraction). */
   initFraction: number;
   /** Stop gradients from the gate into the backbone activations it reads. */
   detachInput: boolean;
+}
+
+/** A training-mode gate from logits z under the pass's noise setting. */
+function trainingGate(z: Tensor, tau: number, noise: GateNoise, draw: () => Tensor): Tensor {
+  if (!noise.sample || noise.scale <= 0) return gumbelSigmoidST(z, tau, null);
+  return gumbelSigmoidST(z, tau, draw(), noise.scale);
 }
 
 /**
@@ -152,6 +187,8 @@ export class RecurrentGate extends Module implements GateSource {
   /** [W_ih, W_hh] and b_ih + b_hh for the oneDNN LSTM step of this pass (training only). */
   #stacked: { w: Tensor; b: Tensor | null } | null = null;
   readonly #noise: PassNoise;
+  /** Set by the method before each pass (its gate mode and the run's progress). */
+  noise: GateNoise = { sample: true, scale: 1 };
 
   constructor(layers: GatedLayerShape[], readonly options: RecurrentGateOptions) {
     super();
@@ -199,9 +236,10 @@ export class RecurrentGate extends Module implements GateSource {
     return this.heads[layer].forward(this.#state[0]);
   }
 
-  gate(layer: number, x: Tensor, training: boolean): Tensor {
+  gate(layer: number, x: Tensor, training: boolean): LayerGates {
     const z = this.logits(layer, x, training);
-    return training ? gumbelSigmoidST(z, this.options.tau, this.#noise.get(layer, z.size(0), z.dtype)) : hardGate(z);
+    const g = training ? trainingGate(z, this.options.tau, this.noise, () => this.#noise.get(layer, z.size(0), z.dtype)) : hardGate(z);
+    return { g, z };
   }
 
   end(): void {
@@ -211,7 +249,7 @@ export class RecurrentGate extends Module implements GateSource {
   }
 
   forward(layer: number, x: Tensor, training = this.training): Tensor {
-    return this.gate(layer, x, training);
+    return this.gate(layer, x, training).g;
   }
 
   biasParameters(): Parameter[] {
@@ -225,6 +263,7 @@ export class StaticGate extends Module implements GateSource {
   logits: Parameter[];
   #batch = 0;
   readonly #noise: PassNoise;
+  noise: GateNoise = { sample: true, scale: 1 };
 
   constructor(layers: GatedLayerShape[], readonly options: { tau: number; initFraction: number }) {
     super();
@@ -236,14 +275,15 @@ export class StaticGate extends Module implements GateSource {
   begin(batch: number): void { this.#batch = batch; this.#noise.reset(); }
   end(): void { this.#batch = 0; this.#noise.reset(); }
 
-  gate(layer: number, _x: Tensor, training: boolean): Tensor {
+  gate(layer: number, _x: Tensor, training: boolean): LayerGates {
     const c = this.logits[layer].size(0);
     const z = this.logits[layer].unsqueeze(0).expand(this.#batch, c);
-    return training ? gumbelSigmoidST(z, this.options.tau, this.#noise.get(layer, this.#batch, z.dtype)) : hardGate(z);
+    const g = training ? trainingGate(z, this.options.tau, this.noise, () => this.#noise.get(layer, this.#batch, z.dtype)) : hardGate(z);
+    return { g, z };
   }
 
   forward(layer: number, x: Tensor, training = this.training): Tensor {
-    return this.gate(layer, x, training);
+    return this.gate(layer, x, training).g;
   }
 
   biasParameters(): Parameter[] {
@@ -268,13 +308,13 @@ export class RandomGate extends Module implements GateSource {
   begin(batch: number): void { this.#batch = batch; }
   end(): void { this.#batch = 0; }
 
-  gate(layer: number, x: Tensor, _training?: boolean): Tensor {
+  gate(layer: number, x: Tensor, _training?: boolean): LayerGates {
     const p = Array.isArray(this.fraction) ? this.fraction[layer] : this.fraction;
-    return noGrad(() => rand([this.#batch, this.layers[layer].outChannels], { dtype: x.dtype }).lt(p).to(x.dtype));
+    return { g: noGrad(() => rand([this.#batch, this.layers[layer].outChannels], { dtype: x.dtype }).lt(p).to(x.dtype)), z: null };
   }
 
   forward(layer: number, x: Tensor, training = this.training): Tensor {
-    return this.gate(layer, x, training);
+    return this.gate(layer, x, training).g;
   }
 
   biasParameters(): Parameter[] {

@@ -5,12 +5,13 @@ import { cat } from '../../engine/creation';
 import { keep } from '../../engine/scope';
 import { Module } from '../../nn/module';
 import { Buffer } from '../../nn/parameter';
-import { BatchNorm2d } from '../../nn/batchnorm';
+import { BatchNorm2d, FrozenBatchNorm2d } from '../../nn/batchnorm';
 import { batchNorm } from '../../nn/functional';
 
-/** A new BatchNorm2d with the parameters and running statistics of `bn`. */
-export function copyBatchNorm(bn: BatchNorm2d): BatchNorm2d {
-  const out = new BatchNorm2d(bn.numFeatures, { eps: bn.eps, momentum: bn.momentum, affine: bn.weight !== null });
+/** A new BatchNorm2d (or FrozenBatchNorm2d) with the parameters and running statistics of `bn`. */
+export function copyBatchNorm(bn: BatchNorm2d, frozen = false): BatchNorm2d {
+  const Kind = frozen ? FrozenBatchNorm2d : BatchNorm2d;
+  const out = new Kind(bn.numFeatures, { eps: bn.eps, momentum: bn.momentum, affine: bn.weight !== null });
   noGrad(() => out.loadStateDict(bn.stateDict()));
   return out;
 }
@@ -37,7 +38,11 @@ export class GatedBatchNorm extends Module {
   #mean: Tensor | null = null;
   #var: Tensor | null = null;
 
-  constructor(pretrained: BatchNorm2d, readonly single: boolean, frozenAffineS: boolean) {
+  /**
+   * `pretrainedS`: BN_S is the pretrained BN frozen (a FrozenBatchNorm2d: running statistics and
+   * affine fixed), so the S path is exactly the pretrained layer.
+   */
+  constructor(pretrained: BatchNorm2d, readonly single: boolean, frozenAffineS: boolean, readonly pretrainedS = false) {
     super();
     if (single) {
       this.bn = pretrained;
@@ -45,10 +50,15 @@ export class GatedBatchNorm extends Module {
     } else {
       this.bn = null;
       this.bn_f = copyBatchNorm(pretrained);
-      this.bn_s = pretrained;
-      if (frozenAffineS) {
-        pretrained.weight?.requiresGrad_(false);
-        pretrained.bias?.requiresGrad_(false);
+      if (pretrainedS) {
+        this.bn_s = copyBatchNorm(pretrained, true);
+        pretrained.dispose();
+      } else {
+        this.bn_s = pretrained;
+      }
+      if (frozenAffineS || pretrainedS) {
+        this.bn_s.weight?.requiresGrad_(false);
+        this.bn_s.bias?.requiresGrad_(false);
       }
       const c = pretrained.numFeatures;
       noGrad(() => {

@@ -9,6 +9,7 @@ import { BatchNorm2d } from '../../nn/batchnorm';
 import { conv2d } from '../../nn/functional';
 import { GatedBatchNorm } from './gated-bn';
 import type { GateSource } from './gate';
+import type { GateRecorder } from './stats';
 
 /** When a gated layer may leave out a path whose filters no example in the batch chose. */
 export type SkipPaths = 'exact' | 'always' | 'never';
@@ -17,12 +18,14 @@ export type SkipPaths = 'exact' | 'always' | 'never';
 export class GateContext {
   /** 0 or 1: every gate forced to that value (tests, analysis); null: the gate source decides. */
   force: 0 | 1 | null = null;
+  /** Like force, in training passes only (the warm start); evaluation still uses the gates. */
+  trainForce: 0 | 1 | null = null;
   skip: SkipPaths = 'exact';
   /** Gates of the current pass, kept for the budget term (only when wanted). */
   collect = false;
   gates: Tensor[] = [];
-  /** Called with each layer's gates [B, C] at evaluation (statistics). */
-  recorder: ((layer: number, gates: Float32Array, batch: number, channels: number) => void) | null = null;
+  /** Called with each layer's gates [B, C] (and logits, when the source has them) at evaluation (statistics). */
+  recorder: GateRecorder | null = null;
   /** Layers run in the current pass, in order (checks the interleaving). */
   calls: number[] = [];
 
@@ -56,7 +59,7 @@ export class GatedConv extends Module {
   fused: boolean;
   readonly #ctx: GateContext;
 
-  constructor(readonly index: number, conv: Conv2d, bn: BatchNorm2d, ctx: GateContext, o: { singleBn: boolean; frozenBnAffine: boolean; fused?: boolean }) {
+  constructor(readonly index: number, conv: Conv2d, bn: BatchNorm2d, ctx: GateContext, o: { singleBn: boolean; frozenBnAffine: boolean; pretrainedS?: boolean; fused?: boolean }) {
     super();
     this.#ctx = ctx;
     this.fused = o.fused ?? false;
@@ -67,7 +70,7 @@ export class GatedConv extends Module {
     this.weight_f = new Parameter(noGrad(() => conv.weight.clone()));
     this.bias_s = conv.bias ? conv.bias.requiresGrad_(false) : null;
     this.bias_f = conv.bias ? new Parameter(noGrad(() => conv.bias!.clone())) : null;
-    this.norm = new GatedBatchNorm(bn, o.singleBn, o.frozenBnAffine);
+    this.norm = new GatedBatchNorm(bn, o.singleBn, o.frozenBnAffine, o.pretrainedS ?? false);
   }
 
   private conv(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
@@ -78,10 +81,13 @@ export class GatedConv extends Module {
     const ctx = this.#ctx;
     ctx.calls.push(this.index);
     const batch = x.size(0);
-    let g = ctx.source.gate(this.index, x, this.training);
-    if (ctx.force !== null) g = full([batch, this.outChannels], ctx.force, { dtype: x.dtype });
+    // Forced gates (a warm start, analysis) leave the gate network out of the pass altogether.
+    const force = ctx.force ?? (this.training ? ctx.trainForce : null);
+    const { g, z } = force !== null
+      ? { g: full([batch, this.outChannels], force, { dtype: x.dtype }), z: null }
+      : ctx.source.gate(this.index, x, this.training);
     if (ctx.collect) ctx.gates.push(g);
-    if (ctx.recorder && !this.training) ctx.recorder(this.index, g.toFloat32Array(), batch, this.outChannels);
+    if (ctx.recorder && !this.training) ctx.recorder(this.index, g.toFloat32Array(), batch, this.outChannels, z ? noGrad(() => z.toFloat32Array()) : null);
     const gateGrad = g.requiresGrad;
     // The gate reads the layer's input as it is; only the convolutions see the padding.
     if (this.pads && this.pads.some((p) => p > 0)) {
@@ -94,7 +100,8 @@ export class GatedConv extends Module {
       if (ones === g.numel) useS = false;
       else if (ones === 0) useF = false;
     }
-    if (useF && useS && this.fused) {
+    // A pretrained S path normalises with fixed statistics: it cannot share F's batch-statistics call.
+    if (useF && useS && this.fused && !this.norm.pretrainedS) {
       // One convolution with 2C outputs [F; S] and one BN call: cheaper than two of each. A grouped
       // (depthwise) convolution cannot stack its filters that way (output group k reads input group k),
       // so it runs two convolutions and only the BN call is shared.

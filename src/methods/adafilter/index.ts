@@ -10,7 +10,8 @@ import { Identity } from '../../nn/basic';
 import { InputError } from '../../errors';
 import { describeBackbone, selectSites, GateLayers } from '../backbone';
 import { Method, MethodModel, ParamRole, resolveOptions } from '../method';
-import { GateSource, RandomGate, RecurrentGate, StaticGate } from './gate';
+import { GATE_MODES, GateMode, GateNoise, GateSource, RandomGate, RecurrentGate, StaticGate } from './gate';
+import { noGrad } from '../../engine/autograd';
 import { GateContext, GatedConv, SkipPaths } from './gated-conv';
 import { GateStatsCollector } from './stats';
 
@@ -27,8 +28,29 @@ export interface AdaFilterOptions {
   inputSize: number;
   /** LSTM hidden size H. */
   hiddenSize: number;
-  /** Gumbel-sigmoid temperature. */
+  /** How training passes turn logits into gates: 'st' | 'gumbel' | 'gumbel-anneal' (see GateMode). */
+  gateMode: GateMode;
+  /** gumbel-anneal: the fraction of the run at which the noise reaches 0 (it falls linearly from the gate's first training step). */
+  annealEnd: number;
+  /**
+   * Temperature of the straight-through surrogate σ(z/τ): scales the gate's gradient only. No mode's
+   * forward value depends on it ([σ(v/τ) > ½] = [v > 0]).
+   */
   tau: number;
+  /**
+   * Warm start: the first `warmup` fraction of the run's steps trains with every gate forced to 1
+   * (plain fine-tuning of F; the gate network is not run and does not change), so the two paths
+   * differ before the gate starts learning (with F = S its gradient is exactly zero).
+   */
+  warmup: number;
+  /** The last `gatePhase` fraction of the run trains the gate network alone (everything else frozen). */
+  gatePhase: number;
+  /**
+   * The pretrained path stays the pretrained layer: BN_S normalises with the pretrained running
+   * statistics (evaluation mode, never updated) and its affine parameters are frozen, so S's path is
+   * exactly the pretrained conv+BN and differs from F's from the first step.
+   */
+  pretrainedS: boolean;
   /** Starting fraction of fine-tuned filters (bias of Q_l, or of the static logits). */
   initFraction: number;
   /** No gradient from the gate network into the backbone activations it reads. */
@@ -53,7 +75,8 @@ export interface AdaFilterOptions {
 
 export const adafilterDefaults: AdaFilterOptions = {
   gate: 'recurrent', gatedBn: true, frozenBnAffine: false, gateLayers: 'blocks',
-  inputSize: 64, hiddenSize: 128, tau: 1, initFraction: 0.5, detachGateInput: false,
+  inputSize: 64, hiddenSize: 128, gateMode: 'gumbel', annealEnd: 0.75, tau: 1, warmup: 0, gatePhase: 0, pretrainedS: false,
+  initFraction: 0.5, detachGateInput: false,
   budget: 0, budgetTarget: 0.5, randomFraction: 0.5, skipPaths: 'exact', fusedPaths: false, forceGates: null,
 };
 
@@ -64,12 +87,20 @@ export class AdaFilterModel extends MethodModel {
   readonly gatedNames: string[];
   readonly #ctx: GateContext;
   readonly #frozen: Set<Parameter>;
+  #gatePhase = false;
 
   constructor(method: string, backbone: Module, numClasses: number, readonly options: AdaFilterOptions) {
     super(method, backbone, numClasses);
     const o = options;
     if (!(o.initFraction > 0 && o.initFraction < 1)) throw new InputError(`${method}: initFraction must be in (0, 1), got ${o.initFraction}`);
     if (!(o.tau > 0)) throw new InputError(`${method}: tau must be > 0, got ${o.tau}`);
+    if (!GATE_MODES.includes(o.gateMode)) throw new InputError(`${method}: gateMode must be one of ${GATE_MODES.join(', ')}, got ${JSON.stringify(o.gateMode)}`);
+    const fraction = (v: number, name: string, max: number) => {
+      if (!(typeof v === 'number' && v >= 0 && v <= max)) throw new InputError(`${method}: ${name} must be a fraction of the run in [0, ${max}], got ${v}`);
+    };
+    fraction(o.warmup, 'warmup', 0.95); fraction(o.gatePhase, 'gatePhase', 0.95);
+    if (o.warmup + o.gatePhase > 0.95) throw new InputError(`${method}: warmup + gatePhase must leave part of the run for joint training (got ${o.warmup} + ${o.gatePhase})`);
+    if (!(o.annealEnd > 0 && o.annealEnd <= 1)) throw new InputError(`${method}: annealEnd must be in (0, 1], got ${o.annealEnd}`);
     const sites = selectSites(describeBackbone(this.backbone), o.gateLayers);
     const shapes = sites.map((s) => ({ inChannels: s.conv.inChannels, outChannels: s.conv.outChannels }));
     this.gate = o.gate === 'recurrent'
@@ -82,7 +113,7 @@ export class AdaFilterModel extends MethodModel {
     this.#ctx.skip = o.skipPaths;
     this.gatedNames = sites.map((s) => s.name);
     this.#gated = sites.map((s, i) => {
-      const g = new GatedConv(i, s.conv, s.bn, this.#ctx, { singleBn: !o.gatedBn, frozenBnAffine: o.frozenBnAffine, fused: o.fusedPaths });
+      const g = new GatedConv(i, s.conv, s.bn, this.#ctx, { singleBn: !o.gatedBn, frozenBnAffine: o.frozenBnAffine || o.pretrainedS, pretrainedS: o.pretrainedS, fused: o.fusedPaths });
       s.replace(g, new Identity());
       return g;
     });
@@ -90,12 +121,56 @@ export class AdaFilterModel extends MethodModel {
     for (const g of this.gated) {
       this.#frozen.add(g.weight_s);
       if (g.bias_s) this.#frozen.add(g.bias_s);
-      if (o.frozenBnAffine && g.norm.bn_s) {
+      if ((o.frozenBnAffine || o.pretrainedS) && g.norm.bn_s) {
         if (g.norm.bn_s.weight) this.#frozen.add(g.norm.bn_s.weight);
         if (g.norm.bn_s.bias) this.#frozen.add(g.norm.bn_s.bias);
       }
     }
     this.applyTrainability();
+    this.#setNoise(o.gateMode === 'st' ? { sample: false, scale: 0 } : { sample: true, scale: 1 });
+  }
+
+  #setNoise(n: GateNoise): void {
+    if (this.gate instanceof RecurrentGate || this.gate instanceof StaticGate) this.gate.noise = n;
+  }
+
+  /**
+   * The phase of training step `step` of `total` (0-based): warm start (gates forced to 1 in training
+   * passes), joint training, the gate's own last phase; and gumbel-anneal's noise scale. A function
+   * of the position only, so a resumed run is in the same phase.
+   */
+  override atStep(step: number, total: number): void {
+    const o = this.options;
+    const warm = Math.round(o.warmup * total);
+    const gateOnly = total - Math.round(o.gatePhase * total);
+    this.#ctx.trainForce = step < warm ? 1 : null;
+    const inGatePhase = step >= gateOnly;
+    if (inGatePhase !== this.#gatePhase) {
+      this.#gatePhase = inGatePhase;
+      const gateParams = new Set(this.gate.parameters());
+      for (const [p] of this.trainableParameters()) p.requiresGrad_(!inGatePhase || gateParams.has(p));
+    }
+    if (o.gateMode === 'gumbel-anneal') {
+      // Linear from 1 at the gate's first training step to 0 at annealEnd of the run; the step's
+      // progress counts the step itself, so with annealEnd 1 the last step is noise-free.
+      const end = Math.max(warm + 1, o.annealEnd * total);
+      this.#setNoise({ sample: true, scale: Math.min(1, Math.max(0, 1 - (step + 1 - warm) / (end - warm))) });
+    }
+  }
+
+  /** ‖F − S‖ / ‖S‖ per gated layer (how far the fine-tuned filters moved), and over all of them. */
+  override weightDrift(): { overall: number; layers: Record<string, number> } {
+    return noGrad(() => {
+      let num = 0, den = 0;
+      const layers: Record<string, number> = {};
+      this.gated.forEach((g, i) => {
+        const d = g.weight_f.sub(g.weight_s).square().sum().item();
+        const s = g.weight_s.square().sum().item();
+        num += d; den += s;
+        layers[this.gatedNames[i]] = Math.sqrt(d / s);
+      });
+      return { overall: Math.sqrt(num / den), layers };
+    });
   }
 
   get gated(): GatedConv[] {
@@ -164,7 +239,7 @@ export class AdaFilterModel extends MethodModel {
 function variant(name: string, description: string, fixed: Partial<AdaFilterOptions>): Method<AdaFilterOptions> {
   const defaults = { ...adafilterDefaults, ...fixed };
   return {
-    name, description, defaults,
+    name, description, defaults, gated: true,
     apply(backbone, numClasses, options) {
       return new AdaFilterModel(name, backbone, numClasses, resolveOptions(name, defaults, options));
     },
@@ -181,6 +256,7 @@ export const adafilterStatic = variant('adafilter-static',
 
 export { GatedConv, GateContext } from './gated-conv';
 export { GatedBatchNorm } from './gated-bn';
-export { RecurrentGate, StaticGate, RandomGate, gumbelSigmoidST, hardGate } from './gate';
+export { RecurrentGate, StaticGate, RandomGate, gumbelSigmoidST, hardGate, GATE_MODES } from './gate';
+export type { GateMode } from './gate';
 export { GateStatsCollector } from './stats';
 export type { GateStats, LayerGateStats } from './stats';

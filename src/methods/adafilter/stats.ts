@@ -1,7 +1,8 @@
 import { Tensor } from '../../engine/tensor';
 import type { StatsCollector } from '../method';
 
-export type GateRecorder = (layer: number, gates: Float32Array, batch: number, channels: number) => void;
+/** Receives one layer's evaluation gates [batch, channels] and, when the source has them, their logits. */
+export type GateRecorder = (layer: number, gates: Float32Array, batch: number, channels: number, logits?: Float32Array | null) => void;
 
 export interface GateRecorderHost {
   recorder: GateRecorder | null;
@@ -20,6 +21,8 @@ export interface LayerGateStats {
   filtersVarying: number;
   /** Fraction choosing F among the examples of each class (by label). */
   perClass: Record<string, number>;
+  /** Mean |z| of the gate logits (how far the gate is from its decision boundary); null without logits. */
+  meanAbsLogit?: number | null;
 }
 
 export interface GateStats {
@@ -37,11 +40,13 @@ interface Acc {
   max: number;
   classSum: Map<number, number>;
   classN: Map<number, number>;
+  absLogitSum: number;
+  logits: number;
 }
 
 /** Gate statistics at evaluation, accumulated in JS from each batch's hard gates. */
 export class GateStatsCollector implements StatsCollector {
-  readonly #pending = new Map<number, { gates: Float32Array; batch: number; channels: number }>();
+  readonly #pending = new Map<number, { gates: Float32Array; batch: number; channels: number; logits: Float32Array | null }>();
   readonly #acc: Acc[];
   #examples = 0;
 
@@ -50,9 +55,9 @@ export class GateStatsCollector implements StatsCollector {
    * state); `channels` the number of gates per layer (filters, or 1 for a whole block).
    */
   constructor(private readonly host: GateRecorderHost, private readonly names: string[], channels: number[]) {
-    this.#acc = channels.map((c) => ({ ones: new Float64Array(c), sum: 0, sumSq: 0, min: Infinity, max: -Infinity, classSum: new Map(), classN: new Map() }));
+    this.#acc = channels.map((c) => ({ ones: new Float64Array(c), sum: 0, sumSq: 0, min: Infinity, max: -Infinity, classSum: new Map(), classN: new Map(), absLogitSum: 0, logits: 0 }));
     if (host.recorder) throw new Error('a statistics collector is already open on this model');
-    host.recorder = (layer, gates, batch, c) => this.#pending.set(layer, { gates, batch, channels: c });
+    host.recorder = (layer, gates, batch, c, logits) => this.#pending.set(layer, { gates, batch, channels: c, logits: logits ?? null });
   }
 
   update(labels: ArrayLike<number> | Tensor): void {
@@ -62,6 +67,10 @@ export class GateStatsCollector implements StatsCollector {
       if (!p) throw new Error(`gate statistics: no gates recorded for ${this.names[l]} (run an evaluation forward pass, in eval mode, before update())`);
       if (p.batch !== ys.length) throw new Error(`gate statistics: ${ys.length} labels for a batch of ${p.batch}`);
       const a = this.#acc[l];
+      if (p.logits) {
+        for (const v of p.logits) a.absLogitSum += Math.abs(v);
+        a.logits += p.logits.length;
+      }
       for (let i = 0; i < p.batch; i++) {
         let s = 0;
         for (let c = 0; c < p.channels; c++) {
@@ -95,6 +104,7 @@ export class GateStatsCollector implements StatsCollector {
         name: this.names[l], filters, fraction: mean,
         exampleStd: n ? Math.sqrt(Math.max(0, a.sumSq / n - mean * mean)) : NaN,
         exampleMin: a.min, exampleMax: a.max, filtersVarying: varying / filters, perClass,
+        meanAbsLogit: a.logits ? a.absLogitSum / a.logits : null,
       };
     });
     return { examples: n, fraction: weighted / total, layers };
