@@ -12,8 +12,8 @@ import { Module } from '../nn/module';
 import { Parameter } from '../nn/parameter';
 import { Conv2d } from '../nn/conv';
 import { softmax } from '../nn/functional';
-import { BasicBlock, Bottleneck, ResNet } from '../models/resnet';
-import { InvertedResidual } from '../models/mobilenetv2';
+import { ResNet } from '../models/resnet';
+import { isCloneableBlock } from '../models/backbone';
 import { InputError } from '../errors';
 import { describeBackbone } from './backbone';
 import { GateStatsCollector, GateRecorder } from './adafilter/stats';
@@ -44,16 +44,10 @@ export function gumbelSoftmaxST(logits: Tensor, tau: number): Tensor {
   return hard.add(y.sub(y.detach()));
 }
 
-/** A fresh copy of a block (same class and shape) with the same parameters and buffers. */
+/** The block's own copy (same class, layer settings and weights): each family knows its blocks. */
 function copyBlock(b: Module): Module {
-  let c: Module;
-  if (b instanceof BasicBlock) c = new BasicBlock(b.inPlanes, b.planes, b.stride);
-  else if (b instanceof Bottleneck) c = new Bottleneck(b.inPlanes, b.planes, b.stride);
-  else if (b instanceof InvertedResidual) c = new InvertedResidual(b.inChannels, b.outChannels, b.stride, b.expandRatio);
-  else throw new InputError(`spottune: cannot copy a block of type ${b.constructor?.name ?? 'unknown'}`);
-  noGrad(() => c.loadStateDict(b.stateDict()));
-  c.train(b.training);
-  return c;
+  if (!isCloneableBlock(b)) throw new InputError(`spottune: cannot copy a block of type ${b.constructor?.name ?? 'unknown'}`);
+  return b.clone();
 }
 
 /** One block with its frozen and fine-tuned copies, mixed per example. */

@@ -1,8 +1,10 @@
 import { Tensor } from '../engine/tensor';
+import { noGrad } from '../engine/autograd';
 import { Module } from '../nn/module';
 import { Conv2d } from '../nn/conv';
 import { BatchNorm2d } from '../nn/batchnorm';
 import { Linear } from '../nn/linear';
+import { PaddedConv2d } from './padded-conv';
 
 /**
  * Where a convolution sits in a backbone:
@@ -85,4 +87,45 @@ export function convBn(parent: Module, convKey: string, bnKey: string,
     convName, bnName, conv, bn, role, kind, parent, convKey, bnKey,
     replace(c: Module, n: Module) { o[convKey] = c; o[bnKey] = n; },
   };
+}
+
+/** A block that copies itself (SpotTune keeps a frozen copy of each). */
+export interface CloneableBlock extends Module {
+  clone(): Module;
+}
+
+export function isCloneableBlock(m: Module): m is CloneableBlock {
+  return typeof (m as unknown as Partial<CloneableBlock>).clone === 'function';
+}
+
+/** A conv or BN layer of the same class and settings (its weights are loaded afterwards). */
+function sameLayer(m: Conv2d | BatchNorm2d): Module {
+  if (m instanceof BatchNorm2d) {
+    const Bn = m.constructor as typeof BatchNorm2d;
+    return new Bn(m.numFeatures, { eps: m.eps, momentum: m.momentum, affine: m.weight !== null });
+  }
+  const c = { stride: m.stride, dilation: m.dilation, groups: m.groups, bias: m.bias !== null };
+  if (m instanceof PaddedConv2d) return new PaddedConv2d(m.inChannels, m.outChannels, m.kernelSize, m.pads, c);
+  // Another Conv2d subclass (a gated conv) has state of its own that this copy would drop.
+  if (Object.getPrototypeOf(m) !== Conv2d.prototype) throw new Error(`internal: cannot copy a ${m.constructor.name}`);
+  return new Conv2d(m.inChannels, m.outChannels, m.kernelSize, { ...c, padding: m.padding });
+}
+
+/**
+ * `source` copied into `fresh` (its constructor's output for the same shape), weights included.
+ * Each conv/BN pair is rebuilt from the source's live layers rather than taken from the
+ * constructor, because importers change layers after construction (Keras pads and BN eps, a Keras
+ * ResNet's stride on the 1×1 conv, a per-layer eps) and a copy must compute what the source computes.
+ */
+export function cloneBlock<M extends Module>(source: M, fresh: M, pairs: (b: M) => ConvBn[]): M {
+  const from = pairs(source), to = pairs(fresh);
+  if (from.length !== to.length) throw new Error(`internal: ${source.constructor.name} copy has ${to.length} conv/bn pairs, the source ${from.length}`);
+  from.forEach((s, i) => {
+    to[i].replace(sameLayer(s.conv), sameLayer(s.bn));
+    to[i].conv.dispose();
+    to[i].bn.dispose();
+  });
+  noGrad(() => fresh.loadStateDict(source.stateDict()));
+  fresh.train(source.training);
+  return fresh;
 }

@@ -7,7 +7,7 @@ import { Sequential } from '../nn/sequential';
 import { Dropout, ReLU6 } from '../nn/basic';
 import * as F from '../nn/functional';
 import { constant_, kaimingNormal_, normal_ } from '../nn/init';
-import { Backbone, BlockInfo, ConvBn, convBn } from './backbone';
+import { Backbone, BlockInfo, ConvBn, cloneBlock, convBn } from './backbone';
 import { PaddedConv2d } from './padded-conv';
 
 /** torchvision's _make_divisible: nearest multiple of `divisor`, never more than 10% below v. */
@@ -78,6 +78,11 @@ export class InvertedResidual extends Module {
   forward(x: Tensor): Tensor {
     const y = this.conv.forward(x);
     return this.useResidual ? x.add(y) : y;
+  }
+
+  /** A copy with its own weights, Keras pads and BN eps included. */
+  clone(): InvertedResidual {
+    return cloneBlock(this, new InvertedResidual(this.inChannels, this.outChannels, this.stride, this.expandRatio), (b) => b.convBns(''));
   }
 
   /** The conv/bn pairs in order, with state-dict names under `prefix` (e.g. 'features.3.'). */

@@ -6,7 +6,7 @@ import { Linear } from '../nn/linear';
 import { Sequential } from '../nn/sequential';
 import * as F from '../nn/functional';
 import { constant_, kaimingNormal_ } from '../nn/init';
-import { Backbone, BlockInfo, ConvBn, convBn } from './backbone';
+import { Backbone, BlockInfo, ConvBn, cloneBlock, convBn } from './backbone';
 
 /** Projection shortcut (1×1 conv + BN) wherever the shape changes, identity elsewhere (torchvision's rule). */
 function projection(inPlanes: number, outPlanes: number, stride: number): Sequential | null {
@@ -39,6 +39,11 @@ export class BasicBlock extends Module {
     const out = this.bn2.forward(this.conv2.forward(F.relu(this.bn1.forward(this.conv1.forward(x)))));
     const shortcut = this.downsample ? this.downsample.forward(x) : x;
     return F.relu(out.add(shortcut));
+  }
+
+  /** A copy with its own weights, layer settings as they are now (e.g. an imported BN eps). */
+  clone(): BasicBlock {
+    return cloneBlock(this, new BasicBlock(this.inPlanes, this.planes, this.stride), allConvBns);
   }
 }
 
@@ -77,6 +82,31 @@ export class Bottleneck extends Module {
     const shortcut = this.downsample ? this.downsample.forward(x) : x;
     return F.relu(h.add(shortcut));
   }
+
+  /** A copy with its own weights, layer settings as they are now (e.g. a Keras stride on conv1). */
+  clone(): Bottleneck {
+    return cloneBlock(this, new Bottleneck(this.inPlanes, this.planes, this.stride), allConvBns);
+  }
+}
+
+type ResBlock = BasicBlock | Bottleneck;
+
+/** A block's own conv/bn pairs in order (shortcut excluded), with state-dict names under `prefix` ('layer1.0.'). */
+function blockConvBns(b: ResBlock, prefix: string): ConvBn[] {
+  const n = b instanceof Bottleneck ? 3 : 2;
+  const convs: ConvBn[] = [];
+  for (let i = 1; i <= n; i++) convs.push(convBn(b, `conv${i}`, `bn${i}`, `${prefix}conv${i}`, `${prefix}bn${i}`, 'block', 'conv'));
+  return convs;
+}
+
+function shortcutConvBn(b: ResBlock, prefix: string): ConvBn | null {
+  const ds = b.downsample;
+  return ds ? convBn(ds, '0', '1', `${prefix}downsample.0`, `${prefix}downsample.1`, 'shortcut', 'conv') : null;
+}
+
+function allConvBns(b: ResBlock): ConvBn[] {
+  const s = shortcutConvBn(b, '');
+  return s ? [...blockConvBns(b, ''), s] : blockConvBns(b, '');
 }
 
 export interface ResNetConfig {
@@ -95,8 +125,6 @@ export interface ResNetConfig {
   /** Stride of each stage's first block (default 1 for the first stage, 2 for the others). */
   strides?: number[];
 }
-
-type ResBlock = BasicBlock | Bottleneck;
 
 export class ResNet extends Module implements Backbone {
   readonly family = 'resnet';
@@ -158,13 +186,9 @@ export class ResNet extends Module implements Backbone {
       layer.namedChildren().forEach(([key, b]) => {
         if (!(b instanceof BasicBlock || b instanceof Bottleneck)) return;
         const name = `layer${stage + 1}.${key}`;
-        const n = b instanceof Bottleneck ? 3 : 2;
-        const convs: ConvBn[] = [];
-        for (let i = 1; i <= n; i++) convs.push(convBn(b, `conv${i}`, `bn${i}`, `${name}.conv${i}`, `${name}.bn${i}`, 'block', 'conv'));
-        const ds = b.downsample;
         out.push({
-          name, module: b, stage, inChannels: b.inPlanes, outChannels: b.outPlanes, stride: b.stride, residual: true, convs,
-          shortcut: ds ? convBn(ds, '0', '1', `${name}.downsample.0`, `${name}.downsample.1`, 'shortcut', 'conv') : null,
+          name, module: b, stage, inChannels: b.inPlanes, outChannels: b.outPlanes, stride: b.stride, residual: true,
+          convs: blockConvBns(b, `${name}.`), shortcut: shortcutConvBn(b, `${name}.`),
           parent: layer, key,
           replace: (m: Module) => { (layer as unknown as Record<string, Module>)[key] = m; },
         });
