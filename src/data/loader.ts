@@ -14,11 +14,32 @@ import { Rng } from './rng';
 import { InputError } from '../errors';
 
 export interface Batch {
-  /** N×C×H×W float32, row-major. */
+  /** N×C×H×W float32, row-major; empty when the loader's `pixels` is off. */
   x: Float32Array;
   /** Labels, indices into dataset.classes. */
   y: Int32Array;
   shape: [number, number, number, number];
+  /** Positions of the batch's items in `loader.items` (what a feature cache is indexed by); the Loader always sets it. */
+  rows?: Int32Array;
+}
+
+/** A loader opened a split: `split` is the split whose images it reads, `as` what it was asked for. */
+export interface SplitOpen {
+  dataset: string;
+  split: SplitName;
+  as: SplitName;
+  items: number;
+}
+
+const splitOpenListeners = new Set<(e: SplitOpen) => void>();
+
+/**
+ * Calls `fn` whenever a loader opens a split (returns the unsubscribe function). The rule that a
+ * run reads its test split once, at the end, and a validation search never, is checked with it.
+ */
+export function onSplitOpen(fn: (e: SplitOpen) => void): () => void {
+  splitOpenListeners.add(fn);
+  return () => { splitOpenListeners.delete(fn); };
 }
 
 export interface LoaderOptions {
@@ -82,6 +103,12 @@ export class Loader {
   private readonly busy: number[] = [];
   private nextId = 0;
   private closed = false;
+  private readonly position = new Map<Item, number>();
+  /**
+   * Render images (default). Off, epochs yield labels and rows only: for a consumer that already
+   * holds what the images would give (a linear probe's cached features).
+   */
+  pixels = true;
 
   /** Use createLoader: it resolves dataset statistics first. */
   constructor(ds: Dataset, readonly opts: LoaderOptions & { transform: ResolvedTransform }) {
@@ -90,6 +117,7 @@ export class Loader {
     if (!items) throw new InputError(`${ds.name}: has no ${split} split`);
     if (items.length === 0) throw new InputError(`${ds.name}: ${split} split is empty`);
     this.items = items;
+    items.forEach((it, i) => this.position.set(it, i));
     this.classes = ds.classes;
     this.batchSize = opts.batch ?? 32;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new InputError(`batch must be a positive integer, got ${this.batchSize}`);
@@ -99,6 +127,8 @@ export class Loader {
     const nWorkers = opts.workers ?? Math.min(2, os.cpus().length);
     if (!Number.isInteger(nWorkers) || nWorkers < 0) throw new InputError(`workers must be a non-negative integer, got ${nWorkers}`);
     for (let w = 0; w < nWorkers; w++) this.workers.push(this.spawn(w));
+    const e: SplitOpen = { dataset: ds.name, split: ds.splitOrigin?.[split] ?? split, as: split, items: items.length };
+    for (const fn of splitOpenListeners) fn(e);
   }
 
   private spawn(w: number): Worker {
@@ -151,13 +181,13 @@ export class Loader {
     const order = this.order(epoch);
     const n = this.numBatches;
     const ahead = Math.max(1, this.opts.prefetch ?? 2 * Math.max(1, this.workers.length));
-    const inFlight: { x: Promise<Float32Array>; y: Int32Array }[] = [];
+    const inFlight: { x: Promise<Float32Array>; y: Int32Array; rows: Int32Array }[] = [];
     let next = 0;
     const launch = () => {
       const items = order.slice(next * this.batchSize, (next + 1) * this.batchSize);
-      const x = this.render(Int32Array.from(items, (it) => it.index), epoch, next);
+      const x = this.pixels ? this.render(Int32Array.from(items, (it) => it.index), epoch, next) : Promise.resolve(new Float32Array(0));
       x.catch(() => undefined); // surfaced when awaited; avoids an unhandled rejection meanwhile
-      inFlight.push({ x, y: Int32Array.from(items, (it) => it.label) });
+      inFlight.push({ x, y: Int32Array.from(items, (it) => it.label), rows: Int32Array.from(items, (it) => this.position.get(it)!) });
       next++;
     };
     try {
@@ -166,7 +196,7 @@ export class Loader {
         const head = inFlight.shift()!;
         const x = await head.x;
         if (next < n) launch();
-        yield { x, y: head.y, shape: [head.y.length, ...this.shape] };
+        yield { x, y: head.y, shape: [head.y.length, ...this.shape], rows: head.rows };
       }
     } finally {
       // An abandoned epoch leaves renders running; let them finish into the void.

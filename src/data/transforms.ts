@@ -10,6 +10,55 @@ import { InputError } from '../errors';
 export interface Stats { mean: number[]; std: number[] }
 
 export const IMAGENET_STATS: Stats = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+/** x/255 and nothing else (TF.js / Keras MobileNetV2 as nsfwjs uses it). */
+export const NO_STATS: Stats = { mean: [0, 0, 0], std: [1, 1, 1] };
+
+/** How to normalise the 0..1 pixels, as a user names it (--normalize). */
+export type NormalizeChoice = 'dataset' | 'imagenet' | 'none' | Stats;
+
+/** Checks statistics from a user or a file: equal lengths of 1 or 3, finite means, positive stds. */
+export function checkStats(s: unknown, where: string): Stats {
+  const o = s as Stats;
+  const ok = typeof s === 'object' && s !== null && Array.isArray(o.mean) && Array.isArray(o.std)
+    && (o.mean.length === 1 || o.mean.length === 3) && o.std.length === o.mean.length
+    && o.mean.every((x) => typeof x === 'number' && Number.isFinite(x)) && o.std.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0);
+  if (!ok) throw new InputError(`${where}: expected {mean, std} of 1 or 3 numbers each, stds positive, got ${JSON.stringify(s)}`);
+  return { mean: o.mean.slice(), std: o.std.slice() };
+}
+
+export function checkNormalize(n: unknown, where: string): NormalizeChoice {
+  if (n === 'dataset' || n === 'imagenet' || n === 'none') return n;
+  return checkStats(n, where);
+}
+
+/**
+ * `--normalize dataset|imagenet|none|MEAN,STD|M1,M2,M3,S1,S2,S3`: two numbers serve every channel,
+ * six are three means then three stds.
+ */
+export function parseNormalize(text: string, where = '--normalize'): NormalizeChoice {
+  if (text === 'dataset' || text === 'imagenet' || text === 'none') return text;
+  const xs = text.split(',').map((t) => (t.trim() === '' ? NaN : Number(t)));
+  if ((xs.length !== 2 && xs.length !== 6) || xs.some((x) => !Number.isFinite(x))) {
+    throw new InputError(`${where}: expected dataset, imagenet, none, MEAN,STD or M1,M2,M3,S1,S2,S3, got '${text}'`);
+  }
+  const half = xs.length / 2;
+  return checkStats({ mean: xs.slice(0, half), std: xs.slice(half) }, where);
+}
+
+/** A choice as the statistics a backbone's input records ('dataset' stays: it needs the target). */
+export function normalizeStats(n: NormalizeChoice): Stats | 'dataset' {
+  if (n === 'imagenet') return { mean: IMAGENET_STATS.mean.slice(), std: IMAGENET_STATS.std.slice() };
+  if (n === 'none') return { mean: NO_STATS.mean.slice(), std: NO_STATS.std.slice() };
+  return n;
+}
+
+/** Names well-known statistics ('ImageNet mean/std', 'x/255 only'), else null. */
+export function knownStatsName(s: Stats): string | null {
+  const same = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) < 1e-6);
+  if (same(s.mean, IMAGENET_STATS.mean) && same(s.std, IMAGENET_STATS.std)) return "ImageNet's mean/std";
+  if (s.mean.every((v) => v === 0) && s.std.every((v) => v === 1)) return 'x/255 only';
+  return null;
+}
 
 export interface TransformSpec {
   /** Output side, or [height, width]. */

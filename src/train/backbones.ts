@@ -15,7 +15,9 @@ import { loadInto, readSafetensorsHeader } from '../io/safetensors';
 import { mapNames } from '../io/names';
 import { importTfjs, loadNsfwjsMobileNetV2, NSFWJS_PREPROCESS, Preprocess, TfjsImport } from '../io/tfjs-import';
 import { importOnnx } from '../io/onnx/import';
-import { Stats } from '../data/transforms';
+import { ResolvedTransform, Stats, checkStats, normalizeStats, resolveTransform } from '../data/transforms';
+import { Dataset } from '../data/dataset';
+import { datasetStats } from '../data/loader';
 import { InputError } from '../errors';
 
 /** The package root (this file is dist/src/train/backbones.js). */
@@ -28,6 +30,15 @@ export interface InputSpec {
   channels: 1 | 3;
   /** 'dataset': statistics of the target's training split (for weights that were not pretrained). */
   normalize: Stats | 'dataset';
+}
+
+/**
+ * The preprocessing a run feeds the network: the size, channels and normalisation the weights
+ * record, with 'dataset' resolved from the target's training split.
+ */
+export async function inputTransform(input: InputSpec, ds: Dataset): Promise<ResolvedTransform> {
+  const stats = input.normalize === 'dataset' ? await datasetStats(ds, input.channels) : input.normalize;
+  return resolveTransform({ size: input.size, channels: input.channels, normalize: stats });
 }
 
 /**
@@ -55,20 +66,21 @@ export interface BackboneChoice {
 /** Metadata keys our weight files carry (safetensors __metadata__, string values). */
 export const META = { arch: 'adafilter.arch', archOptions: 'adafilter.archOptions', input: 'adafilter.input', card: 'adafilter.card' } as const;
 
+/**
+ * The input of a weights file: its `adafilter.input` metadata, else the convention of the names it
+ * carries — a file without our metadata holds torchvision or timm weights (that is what loadInto
+ * reads), which were trained on ImageNet-normalised inputs.
+ */
 function parseInput(raw: string | undefined, file: string, arch: string, archOptions?: ArchOptions): InputSpec {
-  if (raw === undefined) return { size: archOptions ? 224 : modelSpec(arch).inputSize, channels: 3, normalize: 'dataset' };
+  if (raw === undefined) return { size: archOptions ? 224 : modelSpec(arch).inputSize, channels: 3, normalize: normalizeStats('imagenet') };
   let v: unknown;
   try { v = JSON.parse(raw); } catch { throw new InputError(`${file}: metadata ${META.input} is not JSON`); }
   const o = v as Partial<InputSpec>;
-  const okStats = (s: unknown): s is Stats => typeof s === 'object' && s !== null
-    && Array.isArray((s as Stats).mean) && Array.isArray((s as Stats).std)
-    && [...(s as Stats).mean, ...(s as Stats).std].every((x) => typeof x === 'number' && Number.isFinite(x))
-    && (s as Stats).std.every((x) => x > 0);
-  if (!Number.isInteger(o.size) || o.size! < 8 || o.size! > 1024 || (o.channels !== 1 && o.channels !== 3)
-    || !(o.normalize === 'dataset' || okStats(o.normalize))) {
-    throw new InputError(`${file}: metadata ${META.input} must be {size, channels: 1|3, normalize: {mean, std} | "dataset"}`);
-  }
-  return { size: o.size!, channels: o.channels, normalize: o.normalize! };
+  const bad = () => new InputError(`${file}: metadata ${META.input} must be {size, channels: 1|3, normalize: {mean, std} | "dataset"}`);
+  if (typeof o !== 'object' || o === null || !Number.isInteger(o.size) || o.size! < 8 || o.size! > 1024 || (o.channels !== 1 && o.channels !== 3)) throw bad();
+  let normalize: InputSpec['normalize'];
+  try { normalize = o.normalize === 'dataset' ? 'dataset' : checkStats(o.normalize, file); } catch { throw bad(); }
+  return { size: o.size!, channels: o.channels, normalize };
 }
 
 /** Loads an adafilter weights file (arch and input in its metadata, or arch given as ARCH:FILE). */
@@ -135,6 +147,11 @@ export function importOnnxAnyArch(file: string): { model: Backbone; arch: string
   throw new InputError(`${file}: matches none of the architectures (${modelNames().join(', ')}); name one as ARCH:${file}`);
 }
 
+/** ONNX files are torch.onnx.export files of torchvision-style networks: ImageNet-normalised inputs. */
+function onnxInput(arch: string): InputSpec {
+  return { size: modelSpec(arch).inputSize, channels: 3, normalize: normalizeStats('imagenet') };
+}
+
 function fromOnnx(file: string, archGiven: string | null, numClasses: number, spec: string): BackboneChoice {
   if (!fs.existsSync(file)) throw new InputError(`${file}: no such ONNX file`);
   const { model, arch } = archGiven ? { model: importOnnx(file, archGiven), arch: archGiven } : importOnnxAnyArch(file);
@@ -142,7 +159,7 @@ function fromOnnx(file: string, archGiven: string | null, numClasses: number, sp
   model.resetClassifier(numClasses);
   model.train();
   return {
-    model, arch, spec, pretrained: true, input: { size: modelSpec(arch).inputSize, channels: 3, normalize: 'dataset' },
+    model, arch, spec, pretrained: true, input: onnxInput(arch),
     description: `${arch} with weights from ${file} (ONNX)`,
   };
 }
@@ -362,7 +379,7 @@ export function openBackboneAsIs(spec: string, o: { arch?: string } = {}): Backb
   if (file.endsWith('.onnx')) {
     if (!fs.existsSync(file)) throw new InputError(`${file}: no such ONNX file`);
     const r = arch ? { model: importOnnx(file, arch), arch } : importOnnxAnyArch(file);
-    return { ...r, input: { size: modelSpec(r.arch).inputSize, channels: 3, normalize: 'dataset' }, hasHead: true, metadata: null, description: `${r.arch} from ${file} (ONNX)` };
+    return { ...r, input: onnxInput(r.arch), hasHead: true, metadata: null, description: `${r.arch} from ${file} (ONNX)` };
   }
   if (isTfjsPath(file)) return headless(fromTfjs(file, 1000, file));
   if (!fs.existsSync(file)) throw new InputError(`unknown model '${spec}' (use default, nsfwjs, an architecture — ${modelNames().join(', ')} — a .safetensors, .onnx or TF.js model.json file, or a run folder)`);

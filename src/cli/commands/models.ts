@@ -19,15 +19,20 @@ import { loadRun } from '../../train/load-run';
 import { isRunFolder, readResult, RUN_FILES } from '../../train/run-folder';
 import type { ModelCard } from '../../train/pretrain';
 import { readSafetensorsHeader } from '../../io/safetensors';
+import { knownStatsName, normalizeStats, parseNormalize } from '../../data/transforms';
+import { cutPoints } from '../../methods/linear-probe';
 
 const usage = `usage: adafilter models list [--json]
        adafilter models inspect MODEL [--json]
-       adafilter models import SOURCE --out FILE.safetensors [--arch A]
+       adafilter models import SOURCE --out FILE.safetensors [--arch A] [--normalize N]
        adafilter models export RUN_DIR|BACKBONE --format onnx|safetensors --out FILE [--input-size N]
   MODEL / BACKBONE: default (the shipped backbone), nsfwjs, an architecture, a .safetensors or
   .onnx file (optionally ARCH:FILE), a TF.js model.json or its folder; inspect also takes a run folder.
   import writes our safetensors (architecture and input preprocessing in its metadata), so that
-  --backbone FILE.safetensors then works directly. export writes the run's evaluation forward pass as
+  --backbone FILE.safetensors then works directly. The preprocessing recorded is the source's:
+  ImageNet mean/std for torchvision / timm / ONNX weights, x/255 for nsfwjs and Keras MobileNetV2;
+  --normalize dataset|imagenet|none|MEAN,STD|M1,M2,M3,S1,S2,S3 records another.
+  inspect lists a backbone's cut points (for train --method linear-probe --features-from BLOCK). export writes the run's evaluation forward pass as
   ONNX (input: the normalised image, see run.json's input.resolvedStats) or its weights.`;
 
 const PLAIN_METHODS = new Set(['finetune', 'linear-probe', 'l2sp', 'bss']);
@@ -111,8 +116,14 @@ function layersOf(model: Backbone): LayerRow[] {
 }
 
 function inputText(i: InputSpec): string {
-  const n = i.normalize === 'dataset' ? "the target's training statistics" : `mean [${i.normalize.mean.map((x) => +x.toFixed(4)).join(', ')}], std [${i.normalize.std.map((x) => +x.toFixed(4)).join(', ')}]`;
+  const known = i.normalize === 'dataset' ? null : knownStatsName(i.normalize);
+  const n = i.normalize === 'dataset' ? "the target's training statistics" : `mean [${i.normalize.mean.map((x) => +x.toFixed(4)).join(', ')}], std [${i.normalize.std.map((x) => +x.toFixed(4)).join(', ')}]${known ? ` (${known})` : ''}`;
   return `${i.size} px, ${i.channels} channel${i.channels > 1 ? 's' : ''}, pixels in [0, 1] normalised with ${n}`;
+}
+
+function printCuts(model: Backbone): void {
+  const cuts = cutPoints(model);
+  out(`cuts     linear-probe --features-from: ${cuts.map((c) => `${c.name} (${c.channels})`).join(', ')}`);
 }
 
 function printLayers(rows: LayerRow[]): void {
@@ -166,7 +177,7 @@ async function inspect(argv: string[]): Promise<number> {
       input: b.input, params: { ...params, total: params.backbone + params.classifier },
       classifier: b.hasHead ? { name: b.model.classifier().name, classes: b.model.classifier().module.outFeatures } : null,
       featureDim: b.model.featureDim, card, metadata: b.metadata ? Object.fromEntries(Object.entries(b.metadata).filter(([k]) => k !== META.card)) : null,
-      layers: layersOf(b.model),
+      cutPoints: cutPoints(b.model), layers: layersOf(b.model),
     };
     if (values.json) { out(JSON.stringify(info, null, 2)); return 0; }
     out(`model    ${spec}: ${b.description}`);
@@ -174,6 +185,7 @@ async function inspect(argv: string[]): Promise<number> {
     out(`input    ${inputText(b.input)}`);
     out(`params   ${params.backbone} backbone + ${b.hasHead ? `${params.classifier} classifier (${info.classifier!.classes} classes)` : 'no classifier'}; ${b.model.featureDim} features`);
     if (card) out(`card     ${card.arch} pretrained on ${card.source}, ${card.classes} classes, ${card.epochs} epochs, val ${(100 * card.valAcc).toFixed(2)}%, test ${(100 * card.testAcc).toFixed(2)}%; ${card.command}`);
+    printCuts(b.model);
     printLayers(info.layers);
     return 0;
   } finally {
@@ -221,12 +233,14 @@ function verifyRoundTrip(b: BackboneAsIs, file: string): number {
 }
 
 async function importCmd(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(argv, { out: { type: 'string' }, arch: { type: 'string' }, json: { type: 'boolean' } }, 'models import');
+  const { values, positionals } = parseFlags(argv, { out: { type: 'string' }, arch: { type: 'string' }, normalize: { type: 'string' }, json: { type: 'boolean' } }, 'models import');
   if (positionals.length !== 1) throw new InputError('models import: expected one SOURCE (nsfwjs, a .onnx, TF.js model.json or .safetensors file)');
   const file = checkOut(values.out as string | undefined, '.safetensors', 'models import');
   const source = positionals[0];
   if (modelNames().includes(source)) throw new InputError(`models import: '${source}' is an architecture with random weights; import a weights file (nsfwjs, .onnx, model.json, .safetensors)`);
+  const normalize = values.normalize === undefined ? null : parseNormalize(values.normalize as string);
   const b = openBackboneAsIs(source, { arch: values.arch as string | undefined });
+  if (normalize !== null) b.input.normalize = normalizeStats(normalize);
   try {
     const tensors = b.hasHead ? b.model.stateDict() : withoutHead(b.model);
     saveSafetensors(tensors, file, metaOf(b.arch, b.archOptions, b.input, { 'adafilter.source': source }));
@@ -264,7 +278,8 @@ async function exportCmd(argv: string[]): Promise<number> {
       }
       const input: InputSpec = { size, channels: c.channels, normalize: c.input.resolvedStats };
       const extra = { 'adafilter.method': c.method, 'adafilter.classes': JSON.stringify(c.classes), 'adafilter.source': path.resolve(src) };
-      if (PLAIN_METHODS.has(c.method)) {
+      // A probe cut at an inner block has no layers after it: its weights are not a whole backbone.
+      if (PLAIN_METHODS.has(c.method) && !c.methodOptions.featuresFrom) {
         // These methods train the backbone itself: its bare weights (with the new head) are a backbone for --backbone.
         const bare = new Map([...run.model.stateDict()].filter(([k]) => k.startsWith('backbone.')).map(([k, t]) => [k.slice('backbone.'.length), t]));
         saveSafetensors(bare, file, metaOf(c.arch, c.archOptions, input, extra));
