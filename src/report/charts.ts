@@ -224,6 +224,43 @@ async function heatmap(g: Group, index: number): Promise<Chart> {
   };
 }
 
+/**
+ * Is the gate learning? Per epoch, on the validation split, for runs that log it: the fraction of
+ * fine-tuned filters, the share of filters whose choice varies across examples, the mean |z| of the
+ * gate logits and ‖F − S‖ / ‖S‖.
+ */
+async function gateLearningChart(model: ReportModel): Promise<Chart | null> {
+  const rows = model.groups.flatMap((g) => g.runs.flatMap((r) => r.log.filter((e) => e.gates).map((e) => ({
+    method: g.label, run: `${g.label} seed ${r.config.seed} ${r.dir}`, epoch: e.epoch,
+    fraction: finite(e.gates!.fraction), varying: finite(e.gates!.filtersVarying),
+    logit: e.gates!.meanAbsLogit === null ? null : finite(e.gates!.meanAbsLogit), drift: e.gates!.drift === null ? null : finite(e.gates!.drift),
+  }))));
+  if (rows.length === 0) return null;
+  const maxEpoch = Math.max(...rows.map((r) => r.epoch));
+  const x = { field: 'epoch', type: 'quantitative', title: 'epoch', scale: { domain: [1, Math.max(2, maxEpoch)] }, axis: { tickMinStep: 1, format: 'd' } };
+  const panel = (field: string, title: string, unit: boolean): Spec => ({
+    width: 200,
+    height: 180,
+    title,
+    mark: { type: 'line', strokeWidth: 1.5, opacity: 0.85 },
+    encoding: {
+      x,
+      y: { field, type: 'quantitative', title: null, scale: unit ? { domain: [0, 1] } : { zero: true }, axis: unit ? { format: '.0%' } : {} },
+      color: colorFor(model),
+      detail: { field: 'run', type: 'nominal' },
+    },
+  });
+  const panels = [panel('fraction', 'Fine-tuned filters', true), panel('varying', 'Filters varying per example', true)];
+  if (rows.some((r) => r.logit !== null)) panels.push(panel('logit', 'Mean |gate logit|', false));
+  if (rows.some((r) => r.drift !== null)) panels.push(panel('drift', '‖F − S‖ / ‖S‖', false));
+  const svg = await render({ data: { values: rows }, hconcat: panels }, 'gate-learning');
+  return {
+    id: 'gate-learning', title: 'Is the gate learning?',
+    caption: 'Per epoch on the validation split (evaluation gates), one line per run: a gate that stays at its starting fraction with small logits and no per-example variation has not learned.',
+    svg,
+  };
+}
+
 /** Every chart of the report, in the order shown; charts without data are left out. */
 export async function buildCharts(model: ReportModel): Promise<Chart[]> {
   const gated = model.groups.filter((g) => g.gates);
@@ -233,5 +270,6 @@ export async function buildCharts(model: ReportModel): Promise<Chart[]> {
   out.push(await curvesChart(model));
   out.push(...await gateLayersCharts(model, gated));
   for (const [i, g] of gated.entries()) out.push(await heatmap(g, i));
+  out.push(await gateLearningChart(model));
   return out.filter((c): c is Chart => c !== null);
 }

@@ -78,6 +78,7 @@ export function renderHtml({ model, tables, charts, generated }: HtmlParts): str
     chartSection('Learning curves', byId('curves')),
     chartSection('Fine-tuned filters per layer', byId('gate-layers')),
     chartSection('Fine-tuned filters by layer and class', byId('gates')),
+    chartSection('Is the gate learning?', byId('gate-learning')),
     tables.perClass ? section(tables.perClass, tables.perClass.rows.length > 20) : '',
     section(tables.setup),
     section(tables.runs),

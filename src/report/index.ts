@@ -17,7 +17,7 @@ export type { Run, RunConfig, RunResult, EpochLog, CompareInfo } from './read-ru
 export { escapeHtml } from './html';
 
 /** Only names the report itself writes (see chartFile): nothing else in the folder is touched. */
-const CHART_FILE = /^report-(accuracy|curves|gate-layers(-\d+)?|gates-\d+)\.svg$/;
+const CHART_FILE = /^report-(accuracy|curves|gate-learning|gate-layers(-\d+)?|gates-\d+)\.svg$/;
 
 export interface ReportFiles {
   html: string;

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors';
 import type { GateStats, LayerGateStats } from '../methods/adafilter/stats';
-import type { EpochLog, RunConfig as TrainRunConfig } from '../train/run-folder';
+import type { EpochLog, GateLearning, GateLearningStats, RunConfig as TrainRunConfig } from '../train/run-folder';
 
 export type { EpochLog };
 
@@ -206,6 +206,7 @@ function readLog(file: string): EpochLog[] {
       imagesPerSec: f.num('imagesPerSec'),
       seconds: f.num('seconds'),
       time: typeof f.obj.time === 'string' ? f.obj.time : '',
+      ...(f.obj.gates !== undefined && f.obj.gates !== null ? { gates: readGateLearning(f.obj_('gates')) } : {}),
     };
     // A resumed or concatenated log would draw a curve that doubles back on itself.
     const prev = out[out.length - 1];
@@ -213,6 +214,22 @@ function readLog(file: string): EpochLog[] {
     out.push(e);
   }
   return out;
+}
+
+function readLearningStats(f: Fields): GateLearningStats {
+  const orNull = (k: string) => (f.obj[k] === null || f.obj[k] === undefined ? null : f.num(k));
+  return { fraction: f.fracOrNull('fraction'), meanAbsLogit: orNull('meanAbsLogit'), filtersVarying: f.fracOrNull('filtersVarying'), drift: orNull('drift') };
+}
+
+function readGateLearning(f: Fields): GateLearning {
+  return {
+    ...readLearningStats(f),
+    layers: f.arr('layers').map((l, i) => {
+      if (l === null || typeof l !== 'object' || Array.isArray(l)) return f.fail(`layers[${i}]`, 'an object', l);
+      const lf = new Fields(f.file, l as Obj, `${f.at}layers[${i}].`);
+      return { name: lf.str('name'), ...readLearningStats(lf) };
+    }),
+  };
 }
 
 function readLayer(f: Fields): LayerGateStats {

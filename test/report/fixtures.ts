@@ -42,6 +42,13 @@ export function writeRun(dir: string, r: FixtureRun, opts: { finished?: boolean;
       valLoss: 1.4 * Math.exp(-2 * t) + 0.35 + 0.03 * rnd(),
       valAcc: Math.min(1, 0.3 + (r.valAcc - 0.3) * (1 - Math.exp(-4 * t)) / (1 - Math.exp(-4)) + 0.01 * rnd()),
       imagesPerSec: 850 + 20 * rnd(), seconds: 3.1 + 0.2 * rnd(), time: `2025-01-02T03:${String(4 + e).padStart(2, '0')}:00.000Z`,
+      // Gated runs log whether the gate learns, per layer and overall (the trainer's GateLearning).
+      ...(gated ? {
+        gates: {
+          fraction: 0.5 - 0.1 * t, meanAbsLogit: 0.1 + 0.5 * t, filtersVarying: 0.3 * t, drift: 0.05 * t,
+          layers: LAYERS.map((name, l) => ({ name, fraction: 0.5 - 0.01 * l * t, meanAbsLogit: 0.1 + 0.5 * t, filtersVarying: 0.3 * t, drift: 0.05 * t * (1 + l / 10) })),
+        },
+      } : {}),
     }));
   }
   fs.writeFileSync(path.join(dir, 'log.jsonl'), lines.join('\n') + '\n');

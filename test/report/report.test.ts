@@ -65,10 +65,11 @@ test('report.html: comparison table, one SVG per chart, self-contained, escaped'
   assert.equal(ada[3], `-${Math.abs(change).toFixed(2)} pp`);
   assert.equal(ft[3], 'reference');
 
-  // accuracy bars, learning curves, gate fraction per layer, one heatmap (adafilter)
-  assert.equal(html.match(/<svg/g)?.length, 4);
-  assert.equal(html.match(/<\/svg>/g)?.length, 4);
-  assert.equal(files.svgs.length, 4);
+  // accuracy bars, learning curves, gate learning per epoch, gate fraction per layer, one heatmap (adafilter)
+  assert.equal(html.match(/<svg/g)?.length, 5);
+  assert.equal(html.match(/<\/svg>/g)?.length, 5);
+  assert.equal(files.svgs.length, 5);
+  assert.ok(files.svgs.some((f) => f.endsWith('report-gate-learning.svg')));
   assert.doesNotMatch(html, /<script/i);
   assert.doesNotMatch(html, /\son[a-z]+\s*=/i, 'no event handlers');
   assert.doesNotMatch(html, /<(link|img|iframe|object|embed)\b/i);
@@ -80,7 +81,8 @@ test('report.html: comparison table, one SVG per chart, self-contained, escaped'
 
   assert.ok(!html.includes(NASTY), 'a class name reaches the HTML unescaped');
   assert.ok(html.includes('&lt;b&gt;&amp;&quot;'), 'the escaped class name is shown');
-  for (const label of ['Learning curves', 'Test accuracy', 'Fine-tuned filters per layer', 'Fine-tuned filters by layer and class']) assert.ok(html.includes(label), label);
+  for (const label of ['Learning curves', 'Test accuracy', 'Is the gate learning?', 'Mean |gate logit|', '‖F − S‖ / ‖S‖', 'Filters varying per example',
+    'Fine-tuned filters per layer', 'Fine-tuned filters by layer and class']) assert.ok(html.includes(label), label);
 });
 
 test('report.md: the tables, and the charts as SVG files beside it', async () => {
