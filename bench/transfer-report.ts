@@ -59,7 +59,8 @@ function section(s: TransferSummary, level: string): string {
       `${c.backbone}${c.inputSize ? ` @ ${c.inputSize} px` : ''}`, String(c.shots), c.trainSize === null ? '—' : String(c.trainSize),
       c.epochs === null ? '—' : String(c.epochs), c.skipped ? `skipped: ${c.skipped}` : c.methods.join(', ')])));
   out.push('');
-  const setting = (t: { lr: number; gateLr?: number; from: string }) => `lr ${t.lr}${t.gateLr !== undefined ? `, gate lr ${t.gateLr}` : ''}${t.from === 'fixed' && !s.fixedFrom ? ' (fixed default, not searched)' : ''}`;
+  const opts = (o?: Record<string, unknown>) => (o && Object.keys(o).length ? `, ${Object.entries(o).map(([k, v]) => `${k} ${v}`).join(', ')}` : '');
+  const setting = (t: { lr: number; gateLr?: number; options?: Record<string, unknown>; from: string }) => `lr ${t.lr}${t.gateLr !== undefined ? `, gate lr ${t.gateLr}` : ''}${opts(t.options)}${t.from === 'fixed' && !s.fixedFrom ? ' (fixed default, not searched)' : ''}`;
   if (s.search.length) {
     out.push(`${level}# Hyper-parameter search`, '');
     out.push('One dev task per backbone (a target of its own, not a benchmark cell), seed 0 only, the same epoch budget as the cells; ' +
@@ -69,7 +70,7 @@ function section(s: TransferSummary, level: string): string {
       out.push(`Backbone \`${sr.backbone}\`${sr.cell.inputSize ? ` at ${sr.cell.inputSize} px` : ''}, dev task \`${sr.cell.data}\`, ${sr.cell.shots} shots/class, ${sr.cell.epochs ?? '—'} epochs${sr.cell.skipped ? ` — skipped: ${sr.cell.skipped}` : ''}:`, '');
       out.push(table(['method', 'trials: lr (gate lr) → val acc %', 'chosen'],
         order.filter((mm) => sr.cell.methods.includes(mm)).map((mm) => [mm, sr.trials.filter((t) => t.method === mm)
-          .map((t) => `${t.lr}${t.gateLr !== null ? ` (${t.gateLr})` : ''} → ${t.valAcc === null ? 'missing' : (100 * t.valAcc).toFixed(1)}`).join('; '),
+          .map((t) => `${t.lr}${t.gateLr !== null ? ` (${t.gateLr}${opts(t.options)})` : opts(t.options)} → ${t.valAcc === null ? 'missing' : (100 * t.valAcc).toFixed(1)}`).join('; '),
         setting(s.chosen[sr.backbone][mm])])));
       out.push('');
     }

@@ -9,6 +9,8 @@ import * as path from 'node:path';
 export interface Trial {
   lr: number;
   gateLr?: number;
+  /** Method options of this trial (a search over a method's settings, e.g. AdaFilter's gate mode). */
+  options?: Record<string, unknown>;
 }
 
 /** A balanced, fixed subset of a source with its own test split (MNIST's 10,000 test images would dominate the run time). */
@@ -278,4 +280,35 @@ PROFILES.shots100 = {
   cells: [subset(FASHION, 'Fashion-MNIST (subset)', 100, CORE), subset(MNIST, 'MNIST (subset)', 100, CORE)],
   methodOrder: ['finetune', 'adafilter', 'linear-probe'],
   cuts: ['2 targets (Quick Draw and the glyphs hold fewer than 100 training images per class); lr not searched again at this size'],
+};
+
+/**
+ * Issue 13's validation search for AdaFilter's training (gate mode, warm start, pretrained S path,
+ * gate lr), at the budget profile's 3× epochs on the full profile's dev task (seed 0, validation
+ * accuracy only). finetune gets as many trials, over its lr. Precise BN is on for every AdaFilter
+ * trial (the trainer's default for gated methods). No cells: what it chooses becomes AdaFilter's
+ * defaults and the fidelity profile's lr.
+ */
+const A = (gateLr: number, options: Record<string, unknown>): Trial => ({ lr: 0.01, gateLr, options });
+PROFILES['fidelity-search'] = {
+  ...PROFILES.budget, name: 'fidelity-search',
+  description: 'validation search (dev task Quick Draw 320-329, 20 shots, seed 0, 3× epochs): AdaFilter gate mode, warm start, pretrained S path, gate lr; finetune lr with as many trials',
+  search: [{
+    cell: { id: 'dev-quickdraw320-20shot', group: 'dev', data: QD_DEV, shots: 20, backbone: 'default', methods: ['finetune', 'adafilter'], valFraction: 0.25 },
+    grids: {
+      finetune: [0.003, 0.006, 0.01, 0.02, 0.03, 0.05].map((lr) => ({ lr })),
+      adafilter: [
+        A(0.1, { gateMode: 'gumbel' }),
+        A(0.1, { gateMode: 'st' }),
+        A(0.1, { gateMode: 'st', warmup: 0.3 }),
+        A(0.1, { gateMode: 'st', warmup: 0.3, pretrainedS: true }),
+        A(0.1, { gateMode: 'gumbel-anneal', warmup: 0.3 }),
+        A(1, { gateMode: 'st', warmup: 0.3 }),
+      ],
+    },
+  }],
+  fixed: FULL_SEARCH_CHOICE, fixedFrom: undefined,
+  cells: [],
+  methodOrder: ['finetune', 'adafilter'],
+  cuts: ['the other methods keep the full profile\'s lr search (3 trials each); one dev task, one seed'],
 };

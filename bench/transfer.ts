@@ -58,7 +58,7 @@ export interface CellPlan extends CellSpec {
   skipped: string | null;
 }
 
-export interface TrialRecord { method: string; trial: number; lr: number; gateLr: number | null; valAcc: number | null; valLoss: number | null; error: string | null }
+export interface TrialRecord { method: string; trial: number; lr: number; gateLr: number | null; options?: Record<string, unknown>; valAcc: number | null; valLoss: number | null; error: string | null }
 
 export interface TransferSummary {
   format: 'adafilter-transfer';
@@ -118,7 +118,7 @@ function compareOptions(p: Profile, cell: CellPlan, method: string, t: Trial, se
     backbone: cell.backbone, data: cell.dataName, shots: cell.shots, inputSize: cell.inputSize,
     valFraction: cell.valFraction, testFraction: cell.testFraction,
     epochs: cell.epochs!, batch: p.batch, lr: t.lr, gateLr: t.gateLr, augment: true, schedule: 'cosine',
-    threads, workers: 0, seeds, out, methods: [method], methodOptionsByMethod: { [method]: methodOptions },
+    threads, workers: 0, seeds, out, methods: [method], methodOptionsByMethod: { [method]: { ...methodOptions, ...t.options } },
   };
 }
 
@@ -183,7 +183,7 @@ async function runPool(jobs: Job[], n: number, log: (s: string) => void, prepare
 function chooseTrial(out: string, backbone: string, method: string, trials: Trial[]): { best: number | null; records: TrialRecord[] } {
   const records: TrialRecord[] = trials.map((t, k) => {
     const r = readResult(path.join(trialDir(out, backbone, method, k), `${method}-s0`));
-    return { method, trial: k, lr: t.lr, gateLr: t.gateLr ?? null, valAcc: r?.val.acc ?? null, valLoss: r?.val.loss ?? null, error: r ? null : 'no result' };
+    return { method, trial: k, lr: t.lr, gateLr: t.gateLr ?? null, ...(t.options ? { options: t.options } : {}), valAcc: r?.val.acc ?? null, valLoss: r?.val.loss ?? null, error: r ? null : 'no result' };
   });
   let best: number | null = null;
   for (const r of records) {
@@ -265,7 +265,7 @@ export async function runTransfer(o: TransferOptions): Promise<TransferSummary> 
   const prepare = (j: Job): Job => {
     if (j.method !== 'random-filter') return j;
     const fr = layerFractions(readRuns(out, cells.find((c) => c.id === j.cell)!, 'adafilter', p.seeds).map((r) => r.gates!).filter(Boolean));
-    const opts = { ...(cells.find((c) => c.id === j.cell)!.methodOptions?.['random-filter'] ?? {}), ...(fr ? { randomFraction: fr.layers.map((l) => l.fraction) } : {}) };
+    const opts = { ...(j.options.methodOptionsByMethod?.['random-filter'] ?? {}), ...(fr ? { randomFraction: fr.layers.map((l) => l.fraction) } : {}) };
     return { ...j, options: { ...j.options, methodOptionsByMethod: { 'random-filter': opts } } };
   };
   if (train) for (const [id, e] of await runPool(jobs, jobsN, log, prepare)) if (e) failures.push({ job: id, error: e });
