@@ -5,11 +5,18 @@
 const fs = require('fs');
 const path = require('path');
 
+// Debian's libtorch-dev puts the C++ API headers here.
+const DEBIAN_API_INCLUDE = '/usr/include/torch/csrc/api/include';
+
+/** Compiler and linker settings; throws one line naming what is missing when libtorch is not found. */
 function settings() {
   const root = process.env.LIBTORCH;
   if (!root) {
+    if (!fs.existsSync(path.join(DEBIAN_API_INCLUDE, 'torch', 'torch.h'))) {
+      throw new Error(`libtorch not found: install Debian's libtorch-dev (apt-get install libtorch-dev), or set LIBTORCH to a libtorch folder with include/ and lib/`);
+    }
     return {
-      include_dirs: ['/usr/include/torch/csrc/api/include'],
+      include_dirs: [DEBIAN_API_INCLUDE],
       libraries: ['-ltorch', '-ltorch_cpu', '-lc10'],
       cflags: ['-std=c++17', '-D_GLIBCXX_USE_CXX11_ABI=1'],
       ldflags: [],
@@ -21,6 +28,9 @@ function settings() {
     if (!fs.existsSync(p)) throw new Error(`LIBTORCH=${root}: missing ${p} (expected a libtorch folder with include/ and lib/)`);
   }
   const has = (name) => fs.existsSync(path.join(lib, name));
+  for (const name of ['libtorch.so', 'libc10.so']) {
+    if (!has(name)) throw new Error(`LIBTORCH=${root}: missing ${path.join(lib, name)} (expected a libtorch folder with include/ and lib/)`);
+  }
   const libraries = ['-ltorch', '-ltorch_cpu', '-lc10'];
   // Without --no-as-needed the linker drops libtorch_cuda (nothing references it by symbol) and
   // CUDA kernels never register.
@@ -48,7 +58,12 @@ function settings() {
   };
 }
 
-const key = process.argv[2];
-const s = settings();
-if (!(key in s)) throw new Error(`config.js: unknown key ${key}`);
-process.stdout.write(s[key].join(' '));
+module.exports = { settings };
+
+// binding.gyp runs `node config.js KEY` for each setting.
+if (require.main === module) {
+  const key = process.argv[2];
+  const s = settings();
+  if (!(key in s)) throw new Error(`config.js: unknown key ${key}`);
+  process.stdout.write(s[key].join(' '));
+}

@@ -38,13 +38,11 @@ if [ ! -d node_modules ] || [ "$(cat .stamps/npm 2>/dev/null)" != "$lock" ]; the
   echo "$lock" > .stamps/npm
 fi
 
-native=$(stamp_of native/binding.gyp native/config.js native/src/* ; echo "${LIBTORCH:-debian}")
+native=$(stamp_of native/binding.gyp native/config.js native/build.js native/src/* ; echo "${LIBTORCH:-debian}")
 if [ ! -f native/build/Release/adafilter.node ] || [ "$(cat .stamps/native 2>/dev/null)" != "$native" ]; then
   log "building the native addon (libtorch: ${LIBTORCH:-Debian libtorch-dev})"
-  jobs=$(nproc 2>/dev/null || echo 2)
-  # --nodedir: Node's headers ship with the machine's Node; without it node-gyp downloads them.
-  nodedir=$(dirname "$(dirname "$(command -v node)")")
-  (cd native && npx --no-install node-gyp rebuild --loglevel=warn --nodedir="$nodedir" -j "$jobs" >&2)
+  # The same build step as `adafilter setup` in an installed package.
+  node native/build.js
   echo "$native" > .stamps/native
 fi
 

@@ -10,8 +10,9 @@ import { compareCommand } from './commands/compare';
 import { pretrainCommand } from './commands/pretrain';
 import { reportCommand } from './commands/report';
 import { modelsCommand } from './commands/models';
+import { setupCommand } from './commands/setup';
 
-const commands: Command[] = [demoCommand, trainCommand, evalCommand, predictCommand, compareCommand, reportCommand, pretrainCommand, modelsCommand, benchCommand, datasetsCommand];
+const commands: Command[] = [demoCommand, trainCommand, evalCommand, predictCommand, compareCommand, reportCommand, pretrainCommand, modelsCommand, benchCommand, datasetsCommand, setupCommand];
 
 function help(): string {
   const lines = ['usage: adafilter <command> [options]', '', 'commands:'];

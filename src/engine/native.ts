@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
+import { InputError } from '../errors';
 
 /** A number naming one at::Tensor in the addon's table (slot and generation). */
 export type TensorHandle = number;
@@ -49,13 +50,28 @@ export interface Native {
   parallelInfo(): string;
 }
 
+/** native/build.js, the addon's build step (plain JS: scripts/setup.sh runs it before tsc), in a checkout and in node_modules/adafilter alike. */
+export const NATIVE_BUILD_SCRIPT = path.resolve(__dirname, '..', '..', '..', 'native', 'build.js');
+/** Where that script builds the addon. */
+const ADDON_FILE: string = (require(NATIVE_BUILD_SCRIPT) as { ADDON: string }).ADDON;
+
+/**
+ * The addon, or, when it is not built or libtorch does not load, a stand-in that throws one
+ * InputError naming the fix on first use: `adafilter setup` and `--help` must run without it.
+ */
 function load(): Native {
-  const root = path.resolve(__dirname, '..', '..', '..');
-  const file = path.join(root, 'native', 'build', 'Release', 'adafilter.node');
-  if (!fs.existsSync(file)) {
-    throw new Error(`adafilter: native addon not built (${file} is missing); run 'npm run setup'`);
+  let problem: string;
+  if (!fs.existsSync(ADDON_FILE)) {
+    problem = `the native addon is not built (${ADDON_FILE} is missing): run \`npx adafilter setup\``;
+  } else {
+    try {
+      return require(ADDON_FILE) as Native;
+    } catch (e) {
+      const why = ((e as Error).message ?? String(e)).split('\n')[0];
+      problem = `the native addon does not load (${why}): rebuild it with \`npx adafilter setup --rebuild\``;
+    }
   }
-  return require(file) as Native;
+  return new Proxy({} as Native, { get() { throw new InputError(problem); } });
 }
 
 export const native: Native = load();
