@@ -55,6 +55,11 @@ export interface Dataset {
   license: string;
   storage: Storage;
   skipped: Skipped[];
+  /**
+   * Where a split's items really come from when it stands for another one: a validation-search
+   * trial is scored on `test: 'val'` (see scoredOnValidation). Absent: each split is itself.
+   */
+  splitOrigin?: Partial<Record<SplitName, SplitName>>;
 }
 
 /** Decoded pixels: uint8, HWC. */

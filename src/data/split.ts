@@ -30,12 +30,16 @@ function byClass(items: Item[], numClasses: number): Item[][] {
   return out;
 }
 
-/** Moves round(frac × n) of each class out of `items`; at least one example per class stays. */
+/**
+ * Moves round(frac × n) of each class out of `items`, but at least one (small folders: 10% of 4
+ * images would round to none, and model selection would silently run on the other classes only)
+ * and never the last one, which stays for training.
+ */
 function carve(items: Item[], numClasses: number, frac: number, seed: number, stage: number): { keep: Item[]; out: Item[] } {
   const keep: Item[] = [], out: Item[] = [];
   byClass(items, numClasses).forEach((g, c) => {
     new Rng(seed, stage, c).shuffle(g);
-    const n = Math.min(Math.round(g.length * frac), Math.max(0, g.length - 1));
+    const n = Math.min(Math.max(1, Math.round(g.length * frac)), Math.max(0, g.length - 1));
     out.push(...g.slice(0, n));
     keep.push(...g.slice(n));
   });
@@ -83,10 +87,12 @@ export function makeSplits(ds: Dataset, opts: SplitOptions = {}): Dataset {
   if (opts.shots !== undefined) {
     if (!Number.isInteger(opts.shots) || opts.shots < 1) throw new InputError(`shots must be a positive integer, got ${opts.shots}`);
     const groups = byClass(train, k);
+    const heldOut = byClass([...(val !== d.splits.val ? val ?? [] : []), ...(test !== d.splits.test ? test ?? [] : [])], k);
     const picked: Item[] = [];
     groups.forEach((g, c) => {
       if (g.length < opts.shots!) {
-        throw new InputError(`${d.name}: class '${d.classes[c]}' has ${g.length} training examples, fewer than shots=${opts.shots}`);
+        const carved = heldOut[c].length ? ` (${heldOut[c].length} more are held out for validation and test)` : '';
+        throw new InputError(`${d.name}: class '${d.classes[c]}' has ${g.length} training examples${carved}, fewer than shots=${opts.shots}; lower --shots or add images`);
       }
       picked.push(...new Rng(seed, STAGE_SHOTS, c).shuffle(g).slice(0, opts.shots));
     });
@@ -100,4 +106,34 @@ export function makeSplits(ds: Dataset, opts: SplitOptions = {}): Dataset {
   if (test && test.length) splits.test = test;
   d = { ...d, splits };
   return d;
+}
+
+/**
+ * What a training run needs of its splits, checked once with one clear message: training images,
+ * a test split, and a validation split that can select a model — every class in it at least once
+ * (so never fewer validation images than classes).
+ */
+export function checkTrainingSplits(ds: Dataset, where = ds.name): void {
+  const { train, val, test } = ds.splits;
+  if (train.length === 0) throw new InputError(`${where}: the training split is empty`);
+  if (!val?.length) throw new InputError(`${where}: no validation split (model selection needs one; raise the val fraction)`);
+  if (!test?.length) throw new InputError(`${where}: no test split (raise the test fraction)`);
+  const inVal = byClass(val, ds.classes.length);
+  const missing = ds.classes.filter((_, c) => inVal[c].length === 0);
+  if (missing.length) {
+    const all = byClass([...train, ...val, ...test], ds.classes.length);
+    const list = missing.slice(0, 5).map((name) => `'${name}' (${all[ds.classes.indexOf(name)].length} images)`).join(', ');
+    throw new InputError(`${where}: ${val.length} validation image${val.length === 1 ? '' : 's'} for ${ds.classes.length} classes; no validation image of ${list}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} — `
+      + 'each class needs at least 3 images (one each for training, validation and test); add images or drop those classes (--classes)');
+  }
+}
+
+/**
+ * The dataset as a validation-search trial sees it: its final score reads the validation split
+ * where a run reads the test split, so the test images are never opened (splitOrigin records it
+ * for the data layer's split-open events).
+ */
+export function scoredOnValidation(ds: Dataset): Dataset {
+  if (!ds.splits.val) throw new InputError(`${ds.name}: no validation split to score on`);
+  return { ...ds, splits: { ...ds.splits, test: ds.splits.val }, splitOrigin: { ...ds.splitOrigin, test: 'val' } };
 }

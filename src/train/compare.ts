@@ -23,6 +23,8 @@ export interface CompareOptions extends Omit<TrainOptions, 'method' | 'seed' | '
   methodOptionsByMethod?: Record<string, Record<string, unknown>>;
   /** Called before each run starts. */
   onRun?: (method: string, seed: number, index: number, total: number) => void;
+  /** Per-method learning rates a validation search chose (search.ts autoCompare); recorded in compare.json. */
+  searched?: Record<string, { lr: number; gateLr?: number; search: string }>;
 }
 
 export interface CompareRow {
@@ -43,6 +45,8 @@ export interface Comparison {
   seeds: number[];
   runs: { method: string; seed: number; dir: string; valAcc: number; testAcc: number }[];
   summary: CompareRow[];
+  /** With --auto: each method's searched settings and where its search.json is. */
+  searched?: CompareOptions['searched'];
 }
 
 /** Sample standard deviation (n − 1), 0 for a single value. */
@@ -62,6 +66,16 @@ export function summarise(runs: Comparison['runs'], methods: string[]): CompareR
   return rows;
 }
 
+/** The comparison's folder: --out, or runs/compare-<data>. */
+export function compareDir(o: Pick<CompareOptions, 'out' | 'data'>): string {
+  return path.resolve(o.out ?? `runs/compare-${o.data.replace(/[^A-Za-z0-9._-]+/g, '_')}`);
+}
+
+/** A method's options in a comparison: the shared ones only when it is the only method, then its own. */
+export function methodOptionsFor(o: Pick<CompareOptions, 'methods' | 'methodOptions' | 'methodOptionsByMethod'>, method: string): Record<string, unknown> {
+  return { ...(o.methodOptions && o.methods.length === 1 ? o.methodOptions : {}), ...(o.methodOptionsByMethod?.[method] ?? {}) };
+}
+
 export async function compare(o: CompareOptions): Promise<Comparison> {
   if (!o.methods.length) throw new InputError('compare: no methods given');
   const dup = o.methods.find((m, i) => o.methods.indexOf(m) !== i);
@@ -69,11 +83,11 @@ export async function compare(o: CompareOptions): Promise<Comparison> {
   for (const m of o.methods) getMethod(m);
   const nSeeds = o.seeds ?? 3;
   if (!Number.isInteger(nSeeds) || nSeeds < 1) throw new InputError(`seeds: expected a positive integer, got ${nSeeds}`);
-  const out = path.resolve(o.out ?? `runs/compare-${o.data.replace(/[^A-Za-z0-9._-]+/g, '_')}`);
+  const out = compareDir(o);
   const seeds = Array.from({ length: nSeeds }, (_, i) => i);
   const runs: Comparison['runs'] = [];
   const total = seeds.length * o.methods.length;
-  const { methods: _m, seeds: _s, methodOptionsByMethod, onRun, ...common } = o;
+  const { methods: _m, seeds: _s, methodOptionsByMethod, onRun, searched, ...common } = o;
   for (const seed of seeds) {
     for (const method of o.methods) {
       const dir = path.join(out, `${method}-s${seed}`);
@@ -82,13 +96,16 @@ export async function compare(o: CompareOptions): Promise<Comparison> {
       if (!r) {
         r = await fineTune({
           ...common, method, seed, out: dir, resume: isRunFolder(dir),
-          methodOptions: { ...(common.methodOptions && o.methods.length === 1 ? common.methodOptions : {}), ...(methodOptionsByMethod?.[method] ?? {}) },
+          ...(searched?.[method] ? { lr: searched[method].lr, ...(searched[method].gateLr !== undefined ? { gateLr: searched[method].gateLr } : {}) } : {}),
+          methodOptions: methodOptionsFor(o, method),
         });
       }
       runs.push({ method, seed, dir: path.relative(out, dir), valAcc: r.val.acc, testAcc: r.test.acc });
     }
   }
-  const result: Comparison = { version: 1, backbone: o.backbone ?? 'default', data: o.data, methods: o.methods, seeds, runs, summary: summarise(runs, o.methods) };
+  const result: Comparison = {
+    version: 1, backbone: o.backbone ?? 'default', data: o.data, methods: o.methods, seeds, runs, summary: summarise(runs, o.methods), ...(searched ? { searched } : {}),
+  };
   fs.mkdirSync(out, { recursive: true });
   writeJsonAtomic(path.join(out, 'compare.json'), result);
   return result;

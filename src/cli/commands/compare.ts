@@ -4,12 +4,15 @@ import { compare, formatComparison } from '../../train/compare';
 import { getMethod, methodNames } from '../../methods/registry';
 import { TRAIN_FLAGS, TRAIN_FLAGS_USAGE, trainOptionsOf } from '../train-flags';
 import { interruptible } from '../interruptible';
+import { autoCompare } from '../../train/search';
 
 const usage = `usage: adafilter compare --data D --methods a,b,c [--seeds N] [options]
   Trains every method with every seed 0..N-1 (default 3) under identical data, splits, few-shot
   samples, augmentation and budget, then prints mean ± std test accuracy and the error change
   against finetune. Runs go to --out (default runs/compare-D)/METHOD-sSEED with compare.json
-  beside them; finished runs are reused, so rerunning after a stop continues.
+  beside them; finished runs are reused, so rerunning after a stop continues. --auto first searches
+  each method's learning rates with the same 3 trials each on seed 0's validation split
+  (METHOD-s0/trials/, METHOD-s0/search.json); every seed then runs at the chosen settings.
   --methods          comma-separated: ${methodNames().join(', ')}
 ${TRAIN_FLAGS_USAGE}
   (--opt applies to every method that has the option; use it with one method, or per method as --opt METHOD.KEY=VALUE)`;
@@ -36,11 +39,15 @@ export const compareCommand: Command = {
       }
     }
     return interruptible(async (signal, progress) => {
-      const c = await compare({
+      const co = {
         ...opts, methods, seeds: intFlag(values.seeds as string | undefined, 'seeds', 3), methodOptionsByMethod: byMethod, signal,
-        onRun: (method, seed, i, total) => progress.nextRun(`[${i + 1}/${total} ${method} s${seed}]`),
+        onRun: (method: string, seed: number, i: number, total: number) => progress.nextRun(`[${i + 1}/${total} ${method} s${seed}]`),
         onEvent: progress.onEvent,
-      });
+      };
+      let current = '';
+      const c = values.auto
+        ? await autoCompare(co, { onMethod: (m) => (current = m), onTrial: (k, n, t) => progress.nextRun(`[${current} ${k < n ? `trial ${k + 1}/${n}` : 'final'} lr ${t.lr}${t.gateLr !== undefined ? ` gate-lr ${t.gateLr}` : ''}]`) })
+        : await compare(co);
       progress.stop();
       if (values.json) process.stdout.write(JSON.stringify(c, null, 2) + '\n');
       else process.stdout.write(formatComparison(c) + '\n');

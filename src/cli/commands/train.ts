@@ -3,13 +3,16 @@ import { InputError } from '../../errors';
 import { fineTune } from '../../train/trainer';
 import { methodNames } from '../../methods/registry';
 import { interruptible } from '../interruptible';
+import { autoTrain } from '../../train/search';
 import { TRAIN_FLAGS, TRAIN_FLAGS_USAGE, trainOptionsOf } from '../train-flags';
 
 const usage = `usage: adafilter train --data D [--method M] [options] [--resume]
   Fine-tunes a backbone on D with method M (default adafilter) and writes a run folder (--out,
   default runs/M-D-sSEED): run.json, log.jsonl (one line per epoch), checkpoint.safetensors (every
   epoch; Ctrl-C saves one and stops), model.safetensors (best validation weights), result.json
-  (test split, read once at the end). --resume continues a stopped run exactly.
+  (test split, read once at the end). --resume continues a stopped run exactly. --auto first tries
+  3 learning rates (lr / gate-lr pairs for gated methods) on the validation split, in OUT/trials/,
+  records the choice in OUT/search.json and makes the best one the run.
   --method M         ${methodNames().join(', ')}
   --seed N           splits, sampling, order, augmentation and initialisation (0)
 ${TRAIN_FLAGS_USAGE}`;
@@ -22,13 +25,20 @@ export const trainCommand: Command = {
     const { values, positionals } = parseFlags(argv, { ...TRAIN_FLAGS, method: { type: 'string' }, seed: { type: 'string' }, resume: { type: 'boolean' } }, 'train');
     if (positionals.length) throw new InputError(`train: unexpected argument '${positionals[0]}'`);
     const opts = trainOptionsOf(values, 'train');
+    const method = values.method as string | undefined;
+    if (opts.methodOptions?.featuresFrom !== undefined && method !== 'linear-probe') {
+      throw new InputError(`--features-from: only linear-probe cuts the backbone (method ${method ?? 'adafilter'}); add --method linear-probe`);
+    }
     const seed = values.seed === undefined ? undefined : Number(values.seed);
     if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0)) throw new InputError(`--seed: expected an integer >= 0, got '${values.seed}'`);
     return interruptible(async (signal, progress) => {
-      const result = await fineTune({
-        ...opts, method: values.method as string | undefined, seed, resume: Boolean(values.resume), signal, onEvent: progress.onEvent,
-      });
-      if (values.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+      const run = { ...opts, method, seed, resume: Boolean(values.resume), signal, onEvent: progress.onEvent };
+      const searched = values.auto
+        ? await autoTrain(run, { onTrial: (k, n, t) => progress.nextRun(k < n ? `[trial ${k + 1}/${n} lr ${t.lr}${t.gateLr !== undefined ? ` gate-lr ${t.gateLr}` : ''}]` : `[final: lr ${t.lr}${t.gateLr !== undefined ? ` gate-lr ${t.gateLr}` : ''}]`) })
+        : null;
+      const result = searched ? searched.result : await fineTune(run);
+      if (searched && !values.json) process.stdout.write(`search: ${searched.search.trials.map((t) => `lr ${t.lr}${t.gateLr !== undefined ? `/${t.gateLr}` : ''} → val ${(100 * t.valAcc).toFixed(2)}%`).join(', ')}; chose trial ${searched.search.chosen + 1}\n`);
+      if (values.json) process.stdout.write(JSON.stringify(searched ? { ...result, search: searched.search } : result, null, 2) + '\n');
       else process.stdout.write(`${result.method}: test accuracy ${(100 * result.test.acc).toFixed(2)}% (best epoch ${result.bestEpoch}, val ${(100 * result.val.acc).toFixed(2)}%) → ${result.dir}\n`);
     });
   },

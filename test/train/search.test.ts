@@ -1,0 +1,114 @@
+/**
+ * The validation search (--auto, issue 14): a fixed number of trials per method, chosen on the
+ * validation split; the data layer's split-open events show that no trial opens the test split and
+ * the final run opens it once, at the end.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { onSplitOpen, SplitOpen } from '../../src/data/loader';
+import { autoCompare, autoTrain, chooseTrial, readSearch, searchGrid, TRIALS_PER_METHOD } from '../../src/train/search';
+import { readLog, readRunConfig, readResult } from '../../src/train/run-folder';
+import { isInputError } from '../../src/errors';
+import { SMALL, SMALL_API, cli, tmpDir } from './helpers';
+
+function recordOpens(): { events: (SplitOpen & { phase: string })[]; phase: string; stop(): void } {
+  const r = { events: [] as (SplitOpen & { phase: string })[], phase: '', stop: () => {} };
+  r.stop = onSplitOpen((e) => r.events.push({ ...e, phase: r.phase }));
+  return r;
+}
+
+test('grids: the same number of trials for every method; gated methods search gate lr too', () => {
+  for (const m of ['linear-probe', 'finetune', 'l2sp', 'bss', 'spottune', 'adafilter', 'adafilter-nogbn', 'random-filter', 'adafilter-static']) {
+    assert.equal(searchGrid(m).length, TRIALS_PER_METHOD, m);
+  }
+  assert.ok(searchGrid('adafilter').every((t) => t.gateLr !== undefined));
+  assert.ok(searchGrid('spottune').every((t) => t.gateLr !== undefined));
+  assert.ok(searchGrid('finetune').every((t) => t.gateLr === undefined));
+  assert.ok(searchGrid('random-filter').every((t) => t.gateLr === undefined), 'random gates learn nothing');
+  // Validation accuracy first, then loss, then the earlier trial.
+  assert.equal(chooseTrial([{ valAcc: 0.5, valLoss: 1 }, { valAcc: 0.7, valLoss: 2 }, { valAcc: 0.7, valLoss: 1.5 }]), 2);
+  assert.equal(chooseTrial([{ valAcc: 0.5, valLoss: 1 }, { valAcc: 0.5, valLoss: 1 }]), 0);
+});
+
+test('train --auto: trials on validation only, the test split opened once by the final run', async () => {
+  const dir = path.join(tmpDir('auto'), 'run');
+  const rec = recordOpens();
+  let trialsSeen = 0;
+  try {
+    const { result, search } = await autoTrain({ ...SMALL_API, method: 'finetune', epochs: 1, out: dir }, {
+      onTrial: (k, n) => { rec.phase = k < n ? `trial${k}` : 'final'; if (k < n) trialsSeen++; },
+    });
+    assert.equal(trialsSeen, TRIALS_PER_METHOD);
+    const tests = rec.events.filter((e) => e.split === 'test');
+    assert.equal(tests.length, 1, 'the test split is opened once');
+    assert.equal(tests[0].phase, 'final');
+    assert.equal(rec.events[rec.events.length - 1].split, 'test', 'and last');
+    // Each trial was scored on validation where a run reads test.
+    for (let k = 0; k < TRIALS_PER_METHOD; k++) {
+      const ev = rec.events.filter((e) => e.phase === `trial${k}`);
+      assert.ok(ev.some((e) => e.as === 'test' && e.split === 'val'), `trial ${k} scored on val`);
+      assert.ok(!ev.some((e) => e.split === 'test'));
+      const tdir = path.join(dir, 'trials', String(k));
+      assert.equal(readRunConfig(tdir).lr, searchGrid('finetune')[k].lr);
+      assert.equal(readResult(tdir)!.test.examples, 24, 'the trial\'s final score counts the validation images (8 per class)');
+    }
+    // search.json: every trial, the choice; the run is the chosen trial continued.
+    assert.deepEqual(readSearch(dir), search);
+    assert.equal(search.trials.length, TRIALS_PER_METHOD);
+    assert.equal(search.chosen, chooseTrial(search.trials));
+    assert.equal(readRunConfig(dir).lr, search.lr);
+    assert.equal(result.val.acc, search.trials[search.chosen].valAcc);
+    assert.deepEqual(readLog(dir), readLog(path.join(dir, 'trials', String(search.chosen))));
+    assert.ok(fs.readFileSync(path.join(dir, 'model.safetensors')).equals(fs.readFileSync(path.join(dir, 'trials', String(search.chosen), 'model.safetensors'))));
+    assert.equal(result.test.examples, 60, 'the final score is on the test split (20 per class)');
+    // Rerun: refused without --resume; with it, nothing is trained and the test split is not read again.
+    await assert.rejects(autoTrain({ ...SMALL_API, method: 'finetune', epochs: 1, out: dir }), (e) => isInputError(e) && /already holds a run/.test((e as Error).message));
+    rec.events.length = 0;
+    const again = await autoTrain({ ...SMALL_API, method: 'finetune', epochs: 1, out: dir, resume: true });
+    assert.deepEqual(again.result.test, result.test);
+    assert.equal(rec.events.filter((e) => e.split === 'test').length, 0);
+  } finally {
+    rec.stop();
+  }
+  await assert.rejects(autoTrain({ ...SMALL_API, lr: 0.1, out: path.join(tmpDir('auto-lr'), 'r') }), (e) => isInputError(e) && /drop --lr/.test((e as Error).message));
+});
+
+test('compare --auto: every method gets the same trials; each seed\'s run opens the test split once', async () => {
+  const out = tmpDir('auto-compare');
+  const rec = recordOpens();
+  let current = '';
+  try {
+    const c = await autoCompare({ ...SMALL_API, methods: ['finetune', 'adafilter'], seeds: 2, epochs: 1, out }, {
+      onMethod: (m) => { current = m; },
+      onTrial: (k, n) => { rec.phase = k < n ? `${current}-trial` : `${current}-final`; },
+    });
+    for (const m of ['finetune', 'adafilter']) {
+      const s = readSearch(path.join(out, `${m}-s0`))!;
+      assert.equal(s.trials.length, TRIALS_PER_METHOD);
+      assert.deepEqual(c.searched![m], { lr: s.lr, ...(s.gateLr !== null ? { gateLr: s.gateLr } : {}), search: `${m}-s0/search.json` });
+      // Seed 1 runs at the searched settings.
+      const cfg = readRunConfig(path.join(out, `${m}-s1`));
+      assert.equal(cfg.lr, s.lr);
+      if (m === 'adafilter') assert.equal(cfg.gateLr, s.gateLr);
+    }
+    assert.equal(rec.events.filter((e) => e.phase.endsWith('-trial') && e.split === 'test').length, 0, 'no trial opens the test split');
+    assert.equal(rec.events.filter((e) => e.split === 'test').length, 4, 'one per method and seed');
+    const saved = JSON.parse(fs.readFileSync(path.join(out, 'compare.json'), 'utf8'));
+    assert.deepEqual(saved.searched, c.searched);
+  } finally {
+    rec.stop();
+  }
+});
+
+test('CLI: train --auto prints the search and records it; --auto with --lr is exit 2', () => {
+  const dir = path.join(tmpDir('auto-cli'), 'run');
+  const r = cli('train', ...SMALL, '--method', 'linear-probe', '--no-augment', '--epochs', '1', '--auto', '--out', dir);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^search: lr 0\.03 → val [\d.]+%, lr 0\.1 → val [\d.]+%, lr 0\.3 → val [\d.]+%; chose trial [123]\n/);
+  assert.ok(readSearch(dir));
+  const bad = cli('train', ...SMALL, '--auto', '--lr', '0.1', '--epochs', '1', '--out', path.join(dir, 'x'));
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /drop --lr/);
+});
