@@ -4,6 +4,7 @@ import { InputError } from '../errors';
 import { intFlag, numberFlag } from './command';
 import type { TrainOptions } from '../train/options';
 import { TRAIN_DEFAULTS } from '../train/options';
+import { parseNormalize } from '../data/transforms';
 
 export const TRAIN_FLAGS: NonNullable<ParseArgsConfig['options']> = {
   backbone: { type: 'string' }, data: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
@@ -11,6 +12,7 @@ export const TRAIN_FLAGS: NonNullable<ParseArgsConfig['options']> = {
   momentum: { type: 'string' }, schedule: { type: 'string' }, 'label-smoothing': { type: 'string' },
   'no-augment': { type: 'boolean' }, 'input-size': { type: 'string' }, shots: { type: 'string' }, classes: { type: 'string' }, threads: { type: 'string' },
   workers: { type: 'string' }, opt: { type: 'string', multiple: true }, out: { type: 'string' }, json: { type: 'boolean' },
+  steps: { type: 'string' }, normalize: { type: 'string' }, 'features-from': { type: 'string' }, auto: { type: 'boolean' },
 };
 
 export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped backbone), an architecture (random init), or WEIGHTS.safetensors / ARCH:FILE
@@ -19,7 +21,13 @@ export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped back
   --head-lr X        new head's lr (default --lr)    --gate-lr X  gate/policy network lr (default --lr)
   --wd X             weight decay (${TRAIN_DEFAULTS.weightDecay})    --schedule cosine|constant    --label-smoothing X
   --no-augment       no random crops / flips          --shots K  training images per class
+  --steps N          optimizer steps instead of --epochs (not both)
   --input-size N     input side in pixels (default: the backbone's)
+  --normalize N      dataset|imagenet|none|MEAN,STD|M1,M2,M3,S1,S2,S3 instead of what the weights record
+                     (default: torchvision/timm imports ImageNet's, nsfwjs x/255, the shipped backbone its source's)
+  --features-from L  linear-probe: cut the backbone after block L (models inspect lists them)
+  --auto             validation search: 3 trials of lr (and gate lr for gated methods), the best by
+                     validation accuracy, then the final run; trials in OUT/trials/, choice in OUT/search.json
   --classes A,B,..   keep these classes (names or indices)
   --opt KEY=VALUE    a method option (repeatable), e.g. --opt tau=0.5 --opt gatedBn=false
   --threads N        libtorch threads    --workers N  data threads    --out DIR  run folder    --json  result on stdout`;
@@ -41,6 +49,14 @@ export function methodOptionsOf(raw: unknown): Record<string, unknown> {
   return out;
 }
 
+/** --features-from is linear-probe's featuresFrom option under a flag of its own. */
+function featuresFromOf(layer: string | undefined, opts: Record<string, unknown>): Record<string, unknown> {
+  if (layer === undefined) return opts;
+  if (!layer.trim()) throw new InputError('--features-from: expected a block name (adafilter models inspect BACKBONE lists them)');
+  if (opts.featuresFrom !== undefined && opts.featuresFrom !== layer) throw new InputError('--features-from and --opt featuresFrom disagree');
+  return { ...opts, featuresFrom: layer };
+}
+
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
 export function trainOptionsOf(values: Values, where: string): TrainOptions {
@@ -56,6 +72,7 @@ export function trainOptionsOf(values: Values, where: string): TrainOptions {
     schedule: schedule as 'cosine' | 'constant' | undefined, labelSmoothing: num('label-smoothing'),
     augment: values['no-augment'] ? false : undefined, inputSize: int('input-size', 8), shots: int('shots'), threads: int('threads'), workers: int('workers', 0),
     classes: s('classes')?.split(',').map((c) => c.trim()).filter(Boolean).map((c) => (/^\d+$/.test(c) ? Number(c) : c)),
-    methodOptions: methodOptionsOf(values.opt), out: s('out'),
+    methodOptions: featuresFromOf(s('features-from'), methodOptionsOf(values.opt)), out: s('out'),
+    steps: int('steps'), normalize: s('normalize') === undefined ? undefined : parseNormalize(s('normalize')!),
   };
 }

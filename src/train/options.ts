@@ -2,6 +2,7 @@
 import * as os from 'node:os';
 import { InputError } from '../errors';
 import { getMethod } from '../methods/registry';
+import { NormalizeChoice, checkNormalize } from '../data/transforms';
 
 export interface TrainOptions {
   /** 'default' (the shipped backbone), an architecture name, or a weights file (see openBackbone). */
@@ -12,6 +13,11 @@ export interface TrainOptions {
   /** The method's own options (its defaults: `adafilter methods`); unknown names are refused. */
   methodOptions?: Record<string, unknown>;
   epochs?: number;
+  /**
+   * Optimizer steps of the whole run (an alternative to epochs; see src/train/budget.ts). Checked
+   * here; not both `steps` and `epochs`.
+   */
+  steps?: number;
   batch?: number;
   /** Backbone learning rate (SGD, momentum 0.9). */
   lr?: number;
@@ -26,6 +32,21 @@ export interface TrainOptions {
   labelSmoothing?: number;
   /** Input side in pixels; default: what the backbone's weights were trained at. */
   inputSize?: number;
+  /**
+   * Normalisation of the 0..1 pixels instead of the one the backbone's weights record: 'dataset'
+   * (the target's training statistics), 'imagenet', 'none' (x/255 only), or explicit statistics.
+   */
+  normalize?: NormalizeChoice;
+  /**
+   * linear-probe without augmentation computes the frozen backbone's features once and trains the
+   * head on them (default true); false runs the backbone every step (same result within float tolerance).
+   */
+  featureCache?: boolean;
+  /**
+   * The split the finished run is scored on: 'test' (default), or 'val' for validation-search
+   * trials, which must never read the test split (result.json's `test` then holds the validation score).
+   */
+  evaluateOn?: 'test' | 'val';
   /** Random crops with padding and horizontal flips in training (default true). */
   augment?: boolean;
   /** Training examples per class (few-shot); default all. */
@@ -57,8 +78,10 @@ export type TrainEvent =
   | { type: 'test'; acc: number; loss: number }
   | { type: 'interrupted'; epoch: number; step: number; checkpoint: string };
 
-export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' | 'shots' | 'classes' | 'resume' | 'workers' | 'inputSize'>> & {
+export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' | 'shots' | 'classes' | 'resume' | 'workers' | 'inputSize' | 'steps' | 'normalize'>> & {
   inputSize: number | null;
+  steps: number | null;
+  normalize: NormalizeChoice | null;
   shots: number | null;
   classes: (string | number)[] | null;
   resume: boolean;
@@ -84,6 +107,7 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
     method,
     methodOptions: o.methodOptions ?? {},
     epochs: o.epochs ?? TRAIN_DEFAULTS.epochs,
+    steps: o.steps ?? null,
     batch: o.batch ?? TRAIN_DEFAULTS.batch,
     lr: o.lr ?? TRAIN_DEFAULTS.lr,
     headLr: o.headLr ?? o.lr ?? TRAIN_DEFAULTS.lr,
@@ -94,6 +118,9 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
     labelSmoothing: o.labelSmoothing ?? TRAIN_DEFAULTS.labelSmoothing,
     augment: o.augment ?? TRAIN_DEFAULTS.augment,
     inputSize: o.inputSize ?? null,
+    normalize: o.normalize ?? null,
+    featureCache: o.featureCache ?? true,
+    evaluateOn: o.evaluateOn ?? 'test',
     shots: o.shots ?? null,
     classes: o.classes ?? null,
     valFraction: o.valFraction ?? TRAIN_DEFAULTS.valFraction,
@@ -109,6 +136,10 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
   const num = (v: number, name: string, min: number, max = Infinity) => check(typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max, `${name}: expected a number in [${min}, ${max}], got ${v}`);
   int(r.epochs, 'epochs', 1); int(r.batch, 'batch', 1); int(r.seed, 'seed', 0); int(r.threads, 'threads', 1); int(r.workers, 'workers', 0);
   if (r.shots !== null) int(r.shots, 'shots', 1);
+  if (r.steps !== null) int(r.steps, 'steps', 1);
+  check(!(o.steps !== undefined && o.epochs !== undefined), 'give --steps or --epochs, not both');
+  if (r.normalize !== null) checkNormalize(r.normalize, 'normalize');
+  check(r.evaluateOn === 'test' || r.evaluateOn === 'val', `evaluateOn: expected test or val, got ${r.evaluateOn}`);
   if (r.inputSize !== null) check(Number.isInteger(r.inputSize) && r.inputSize >= 8 && r.inputSize <= 1024, `input-size: expected an integer in 8..1024, got ${r.inputSize}`);
   num(r.lr, 'lr', 0); num(r.headLr, 'head-lr', 0); num(r.gateLr, 'gate-lr', 0); num(r.weightDecay, 'wd', 0);
   num(r.momentum, 'momentum', 0, 1); num(r.labelSmoothing, 'label-smoothing', 0, 1);

@@ -18,13 +18,16 @@ import { TransformSpec, resolveTransform, evalTransform, ResolvedTransform } fro
 import { saveSafetensors } from '../io/safetensors';
 import { appendLine, writeJsonAtomic } from '../io/atomic';
 import { InputError } from '../errors';
-import { openBackbone, BackboneChoice } from './backbones';
+import { openBackbone, BackboneChoice, inputTransform } from './backbones';
+import { checkTrainingSplits, scoredOnValidation } from '../data/split';
+import { normalizeStats } from '../data/transforms';
 import { loadCheckpoint, Position, saveCheckpoint } from './checkpoint';
 import { evaluateModel } from './evaluate';
 import { inputsOf, targetsOf } from './batch';
 import { resolveOptions, ResolvedOptions, TrainOptions } from './options';
 import { EpochLog, RUN_FILES, RunConfig, RunResult, readLog, readRunConfig, readResult } from './run-folder';
 import { loadWeights } from './load-run';
+import { FeatureCache } from './feature-cache'; // feature cache (linear probe)
 
 /** A run stopped by its signal (SIGINT): the checkpoint is saved, --resume continues it. */
 export class Interrupted extends Error {
@@ -72,20 +75,19 @@ interface Prepared {
 
 async function prepare(opts: TrainOptions): Promise<Prepared> {
   const o = resolveOptions(opts);
-  const ds = await openDataset(o.data, {
+  const opened = await openDataset(o.data, {
     seed: o.seed, shots: o.shots ?? undefined, classes: o.classes ?? undefined, val: o.valFraction, test: o.testFraction,
   });
-  if (ds.splits.train.length === 0) throw new InputError(`${o.data}: the training split is empty`);
-  if ((ds.splits.val?.length ?? 0) === 0) throw new InputError(`${o.data}: no validation split (model selection needs one; raise the val fraction)`);
-  if ((ds.splits.test?.length ?? 0) === 0) throw new InputError(`${o.data}: no test split (raise the test fraction)`);
+  checkTrainingSplits(opened, o.data);
+  // A validation-search trial is scored on val at the end: its test split is never opened.
+  const ds = o.evaluateOn === 'val' ? scoredOnValidation(opened) : opened;
   setNumThreads(o.threads);
   // The head's initialisation is the only randomness before the first step.
   manualSeed(o.seed);
   const bb = openBackbone(o.backbone, ds.classes.length);
   if (o.inputSize !== null) bb.input.size = o.inputSize; // every backbone pools globally: any size runs
-  const spec: TransformSpec = { size: bb.input.size, channels: bb.input.channels, normalize: 'none' };
-  const stats = bb.input.normalize === 'dataset' ? await datasetStats(ds, bb.input.channels) : bb.input.normalize;
-  const transform = resolveTransform({ ...spec, normalize: stats });
+  if (o.normalize !== null) bb.input.normalize = normalizeStats(o.normalize); // --normalize overrides what the weights record
+  const transform = await inputTransform(bb.input, ds);
   const config: RunConfig = {
     version: 1, backbone: o.backbone, arch: bb.arch, ...(bb.archOptions ? { archOptions: bb.archOptions } : {}), data: o.data, method: o.method, methodOptions: o.methodOptions,
     epochs: o.epochs, batch: o.batch, lr: o.lr, headLr: o.headLr, gateLr: o.gateLr, weightDecay: o.weightDecay,
@@ -127,6 +129,7 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
     loaders.push(train);
     const val = await createLoader(ds, { split: 'val', batch: 100, transform: evalTransform(transform), workers: o.workers });
     loaders.push(val);
+    const cache = await FeatureCache.build(model, train, o); // feature cache (linear probe)
     const totalSteps = o.epochs * train.numBatches;
 
     try {
@@ -158,7 +161,7 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
         opt.groups.forEach((g, i) => (g.lr = baseLrs[i] * factor));
         const [loss, correct] = tidy(() => {
           opt.zeroGrad();
-          const logits = model.forward(inputsOf(b));
+          const logits = cache ? cache.logits(b) : model.forward(inputsOf(b)); // feature cache (linear probe)
           const y = targetsOf(b);
           const l = model.loss(logits, y, { labelSmoothing: o.labelSmoothing });
           const lv = l.item();
