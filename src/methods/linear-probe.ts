@@ -29,18 +29,25 @@ export function cutPoints(backbone: Module): CutPoint[] {
   return b.blocks().map((x) => ({ name: x.name, stage: x.stage, channels: x.outChannels }));
 }
 
-/**
- * Truncates `backbone` after block `name`: the blocks after it and the layers after the last block
- * (MobileNetV2's 1×1 to 1280, with its BN and ReLU6) become identities, so the backbone's own
- * features() is the global average of that block's output. Returns its channels.
- */
-function cutAfter(backbone: ModelBackbone, name: string): number {
+/** The index of block `name` in `backbone`, or an InputError listing the cut points. */
+function cutIndex(backbone: ModelBackbone, name: string): number {
   const blocks = backbone.blocks();
   const i = blocks.findIndex((b) => b.name === name);
   if (i < 0) {
     throw new InputError(`linear-probe: --features-from '${name}' is not a block of this ${backbone.family} backbone; cut points: ${blocks.map((b) => b.name).join(', ')}`);
   }
-  // Found before anything is replaced: convBns() describes the model as built.
+  return i;
+}
+
+/**
+ * Truncates `backbone` after block `name`: the blocks after it and the layers after the last block
+ * (MobileNetV2's 1×1 to 1280, with its BN and ReLU6) become identities, so the backbone's own
+ * features() is the global average of that block's output. Returns its channels. The backbone can
+ * no longer describe itself afterwards (convBns() expects the layers it lost).
+ */
+function cutAfter(backbone: ModelBackbone, name: string): number {
+  const i = cutIndex(backbone, name);
+  const blocks = backbone.blocks();
   const tail = backbone.convBns().filter((c) => c.role === 'head');
   for (const b of blocks.slice(i + 1)) {
     b.replace(new Identity());
@@ -70,10 +77,13 @@ export class LinearProbeModel extends MethodModel {
   #given: Tensor | null = null;
 
   constructor(backbone: Module, numClasses: number, readonly options: LinearProbeOptions = { featuresFrom: null }) {
-    // The cut comes first, so that the head is made for the truncated backbone's description.
-    const channels = options.featuresFrom === null ? null : cutAfter(asBackbone(backbone), options.featuresFrom);
+    if (options.featuresFrom !== null) cutIndex(asBackbone(backbone), options.featuresFrom); // bad names fail before anything changes
+    // The method reads the backbone's description as built; the cut comes after, and the head follows it.
     super('linear-probe', backbone, numClasses);
-    if (channels !== null && channels !== this.head.inFeatures) resizeInputs(this.head, channels);
+    if (options.featuresFrom !== null) {
+      const channels = cutAfter(asBackbone(this.backbone), options.featuresFrom);
+      if (channels !== this.head.inFeatures) resizeInputs(this.head, channels);
+    }
     this.applyTrainability();
     this.train(this.training);
   }

@@ -11,6 +11,7 @@ import { readLog } from '../../src/train/run-folder';
 import { FeatureCache } from '../../src/train/feature-cache';
 import { buildModel } from '../../src/models/registry';
 import { ResNet } from '../../src/models/resnet';
+import { MobileNetV2 } from '../../src/models/mobilenetv2';
 import { applyMethod } from '../../src/methods/registry';
 import { LinearProbeModel, cutPoints } from '../../src/methods/linear-probe';
 import { manualSeed, randn } from '../../src/engine/random';
@@ -18,6 +19,8 @@ import { noGrad } from '../../src/engine/autograd';
 import { tidy } from '../../src/engine/scope';
 import * as F from '../../src/nn/functional';
 import { isInputError } from '../../src/errors';
+import { exportOnnx } from '../../src/io/onnx/export';
+import * as ort from 'onnxruntime-node';
 import { SMALL, SMALL_API, cli, tmpDir } from './helpers';
 
 /** Counts cached steps: the cache must really be in use for the comparison to mean anything. */
@@ -89,6 +92,37 @@ test('--features-from: the probe reads the global average of that block, the hea
   } finally {
     probe.dispose();
     ref.dispose();
+  }
+  // MobileNetV2: the layers after the last block (1×1 to 1280, BN, ReLU6) go too.
+  manualSeed(4);
+  const mref = buildModel('mobilenetv2-0.5', 3) as MobileNetV2;
+  mref.eval();
+  const mcut = buildModel('mobilenetv2-0.5', 3);
+  mcut.loadStateDict(mref.stateDict());
+  const mprobe = applyMethod('linear-probe', mcut, 3, { featuresFrom: 'features.13' }) as LinearProbeModel;
+  try {
+    assert.deepEqual(mprobe.head.weight.shape, [3, 48]);
+    tidy(() => noGrad(() => {
+      const x = randn([2, 3, 64, 64]);
+      let h = x;
+      for (const l of mref.features_.layers.slice(0, 14)) h = l.forward(h);
+      const got = mprobe.eval().features(x);
+      assert.ok(got.sub(F.globalAvgPool(h)).abs().max().item() <= 1e-6);
+      assert.deepEqual(mprobe.forward(x).shape, [2, 3]);
+    }));
+    // The exported graph is the cut network (the removed layers are identities in the module tree).
+    const file = path.join(tmpDir('cut-onnx'), 'cut.onnx');
+    exportOnnx(mprobe, file, { inputShape: [3, 64, 64] });
+    const x = randn([2, 3, 64, 64]);
+    const want = tidy(() => noGrad(() => mprobe.forward(x).data() as Float32Array));
+    const session = await ort.InferenceSession.create(file);
+    const got = (await session.run({ input: new ort.Tensor('float32', Float32Array.from(x.data() as Float32Array), [2, 3, 64, 64]) })).logits.data as Float32Array;
+    x.dispose();
+    assert.equal(got.length, 6);
+    got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= 1e-4, `ONNX logit ${i}: ${v} vs ${want[i]}`));
+  } finally {
+    mprobe.dispose();
+    mref.dispose();
   }
   assert.throws(() => applyMethod('linear-probe', buildModel('resnet20', 3), 3, { featuresFrom: 'layer9.9' }),
     (e) => isInputError(e) && /cut points: layer1\.0, layer1\.1, .*layer3\.2/.test((e as Error).message));
