@@ -27,7 +27,7 @@ export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped back
                      (default: torchvision/timm imports ImageNet's, nsfwjs x/255, the shipped backbone its source's)
   --features-from L  linear-probe: cut the backbone after block L (models inspect lists them)
   --auto             validation search: 3 trials of lr (and gate lr for gated methods), the best by
-                     validation accuracy, then the final run; trials in OUT/trials/, choice in OUT/search.json
+                     validation accuracy, then the final run; trials in RUN/trials/, the choice in RUN/search.json
   --classes A,B,..   keep these classes (names or indices)
   --opt KEY=VALUE    a method option (repeatable), e.g. --opt tau=0.5 --opt gatedBn=false
   --threads N        libtorch threads    --workers N  data threads    --out DIR  run folder    --json  result on stdout`;
