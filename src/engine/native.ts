@@ -68,7 +68,7 @@ function load(): Native {
       return require(ADDON_FILE) as Native;
     } catch (e) {
       const why = ((e as Error).message ?? String(e)).split('\n')[0];
-      problem = `the native addon does not load (${why}): rebuild it with \`npx adafilter setup --rebuild\``;
+      problem = `the native addon does not load (${why}): rebuild it with \`npx adafilter setup\``;
     }
   }
   return new Proxy({} as Native, { get() { throw new InputError(problem); } });

@@ -14,8 +14,10 @@ const TINY = ['--backbone', 'resnet20', '--data', 'quickdraw:300-302', '--shots'
 const TINY_API = "{ backbone: 'resnet20', data: 'quickdraw:300-302', shots: 6, batch: 8, threads: 1, workers: 0, epochs: 1, method: 'finetune' }";
 
 // Under `npm test` the environment carries npm_* settings of this project (its package.json, its
-// prefix): the user's npm in another folder would not see them.
-const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+// prefix, its .npmrc), which the user's npm in another folder would not see; where to reach the
+// registry is the user's and stays.
+const KEEP = /^npm_config_(registry|proxy|https_proxy|noproxy|cafile|ca|strict_ssl|cache|userconfig)$/i;
+const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) || KEEP.test(k)));
 
 function sh(cmd: string, args: string[], cwd: string, extra: NodeJS.ProcessEnv = {}, timeoutMs = 300_000): SpawnSyncReturns<string> {
   return spawnSync(cmd, args, { cwd, env: { ...env, ...extra }, encoding: 'utf8', timeout: timeoutMs });
@@ -24,8 +26,9 @@ function sh(cmd: string, args: string[], cwd: string, extra: NodeJS.ProcessEnv =
 const show = (r: SpawnSyncReturns<string>) => `exit ${r.status}${r.error ? ` (${r.error.message})` : ''}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 
 const unreachable = ((): string | false => {
-  const r = sh('npm', ['ping'], ROOT, {}, 30_000);
-  return r.status === 0 ? false : `the npm registry is unreachable (npm ping: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()})`;
+  const r = sh('npm', ['ping', '--fetch-retries=0', '--fetch-timeout=15000'], ROOT, {}, 30_000);
+  const why = (r.stderr || '').split('\n').find((l) => /FetchError|ERR/.test(l))?.replace(/^npm error\s*/, '') ?? r.error?.message ?? `exit ${r.status}`;
+  return r.status === 0 ? false : `the npm registry is unreachable (npm ping: ${why.trim()})`;
 })();
 const opts = { skip: unreachable, timeout: 600_000 };
 
@@ -69,7 +72,9 @@ test('before setup: the CLI runs, and commands that need the addon say how to bu
   assert.match(r.stderr, /native addon is not built .*run `npx adafilter setup`/);
 });
 
-test('setup: a missing prerequisite is one line and exit 2; then it builds the addon, and a second run only checks it', opts, () => {
+const addonFile = () => path.join(app, 'node_modules', 'adafilter', 'native', 'build', 'Release', 'adafilter.node');
+
+test('setup: a missing prerequisite is one line and exit 2; a broken addon is named; setup builds it, and a second run only checks it', opts, () => {
   for (const [extra, re] of [
     [{ LIBTORCH: '/nonexistent/libtorch' }, /LIBTORCH=\/nonexistent\/libtorch: missing .*include/],
     [{ CXX: '/nonexistent/g++' }, /no C\+\+ compiler \('\/nonexistent\/g\+\+ --version' fails\)/],
@@ -79,12 +84,19 @@ test('setup: a missing prerequisite is one line and exit 2; then it builds the a
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, re);
   }
+  // An addon that does not load (a copy from another machine, a libtorch since removed) is named, and rebuilt by setup.
+  fs.mkdirSync(path.dirname(addonFile()), { recursive: true });
+  fs.writeFileSync(addonFile(), 'not a shared object');
+  const broken = adafilter(['train', ...TINY, '--out', path.join(out, 'broken')]);
+  assert.equal(broken.status, 2, show(broken));
+  assert.equal(broken.stderr.trim().split('\n').length, 1, broken.stderr);
+  assert.match(broken.stderr, /native addon does not load \(.*\): rebuild it with `npx adafilter setup`/);
   const t0 = Date.now();
   const r = adafilter(['setup', '--jobs', '2']);
   assert.equal(r.status, 0, show(r));
   console.log(`adafilter setup (addon build): ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   assert.match(r.stdout, /^native addon ready \(libtorch \d+\.\d+/);
-  assert.ok(fs.existsSync(path.join(app, 'node_modules', 'adafilter', 'native', 'build', 'Release', 'adafilter.node')));
+  assert.ok(fs.statSync(addonFile()).size > 10_000);
   const again = adafilter(['setup']);
   assert.equal(again.status, 0, show(again));
   assert.match(again.stdout, /native addon ready/);
