@@ -74,6 +74,7 @@ export interface SearchRecord {
 }
 
 export const SEARCH_FILE = 'search.json';
+const TRIAL_NOTE = 'validation-search trial: "test" holds the score on the validation split; the test split was not read';
 const RULE = 'highest best-epoch validation accuracy; ties: lower validation loss, then the earlier trial';
 
 /** The winner by RULE. */
@@ -125,7 +126,12 @@ export async function autoTrain(opts: TrainOptions, hooks: AutoHooks = {}): Prom
   for (const [k, t] of grid.entries()) {
     const tdir = path.join(dir, 'trials', String(k));
     hooks.onTrial?.(k, grid.length, t);
-    const r = readResult(tdir) ?? await fineTune({ ...opts, ...settingsOf(t), out: tdir, resume: isRunFolder(tdir), evaluateOn: 'val' });
+    let r = readResult(tdir);
+    if (!r) {
+      r = await fineTune({ ...opts, ...settingsOf(t), out: tdir, resume: isRunFolder(tdir), evaluateOn: 'val' });
+      // Say so in the trial's own folder: anyone reading its result.json sees what "test" means there.
+      writeJsonAtomic(path.join(tdir, RUN_FILES.result), { ...r, note: TRIAL_NOTE });
+    }
     trials.push({ trial: k, ...t, dir: path.relative(dir, tdir), valAcc: r.val.acc, valLoss: r.val.loss, bestEpoch: r.bestEpoch });
   }
   const chosen = chooseTrial(trials);

@@ -53,6 +53,7 @@ test('train --auto: trials on validation only, the test split opened once by the
       const tdir = path.join(dir, 'trials', String(k));
       assert.equal(readRunConfig(tdir).lr, searchGrid('finetune')[k].lr);
       assert.equal(readResult(tdir)!.test.examples, 24, 'the trial\'s final score counts the validation images (8 per class)');
+      assert.match((readResult(tdir) as unknown as { note: string }).note, /the test split was not read/);
     }
     // search.json: every trial, the choice; the run is the chosen trial continued.
     assert.deepEqual(readSearch(dir), search);
@@ -102,12 +103,18 @@ test('compare --auto: every method gets the same trials; each seed\'s run opens 
   }
 });
 
-test('CLI: train --auto prints the search and records it; --auto with --lr is exit 2', () => {
+test('CLI: train --auto prints the search and records it, compare --auto records each method\'s; --auto with --lr is exit 2', () => {
   const dir = path.join(tmpDir('auto-cli'), 'run');
   const r = cli('train', ...SMALL, '--method', 'linear-probe', '--no-augment', '--epochs', '1', '--auto', '--out', dir);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^search: lr 0\.03 → val [\d.]+%, lr 0\.1 → val [\d.]+%, lr 0\.3 → val [\d.]+%; chose trial [123]\n/);
   assert.ok(readSearch(dir));
+  const cdir = path.join(tmpDir('auto-cli-compare'), 'cmp');
+  const c = cli('compare', ...SMALL, '--methods', 'finetune', '--seeds', '1', '--epochs', '1', '--auto', '--json', '--out', cdir);
+  assert.equal(c.status, 0, c.stderr);
+  const cj = JSON.parse(c.stdout);
+  assert.equal(cj.searched.finetune.search, 'finetune-s0/search.json');
+  assert.equal(readSearch(path.join(cdir, 'finetune-s0'))!.trials.length, TRIALS_PER_METHOD);
   const bad = cli('train', ...SMALL, '--auto', '--lr', '0.1', '--epochs', '1', '--out', path.join(dir, 'x'));
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /drop --lr/);
