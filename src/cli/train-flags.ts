@@ -13,6 +13,7 @@ export const TRAIN_FLAGS: NonNullable<ParseArgsConfig['options']> = {
   'no-augment': { type: 'boolean' }, 'input-size': { type: 'string' }, shots: { type: 'string' }, classes: { type: 'string' }, threads: { type: 'string' },
   workers: { type: 'string' }, opt: { type: 'string', multiple: true }, out: { type: 'string' }, json: { type: 'boolean' },
   steps: { type: 'string' }, normalize: { type: 'string' }, 'features-from': { type: 'string' }, auto: { type: 'boolean' },
+  'precise-bn': { type: 'string' },
 };
 
 export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped backbone), an architecture (random init), or WEIGHTS.safetensors / ARCH:FILE
@@ -29,7 +30,8 @@ export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped back
   --auto             validation search: 3 trials of lr (and gate lr for gated methods), the best by
                      validation accuracy, then the final run; trials in RUN/trials/, the choice in RUN/search.json
   --classes A,B,..   keep these classes (names or indices)
-  --opt KEY=VALUE    a method option (repeatable), e.g. --opt tau=0.5 --opt gatedBn=false
+  --opt KEY=VALUE    a method option (repeatable), e.g. --opt gateMode=st --opt warmup=0.3 --opt gatedBn=false
+  --precise-bn auto|on|off  re-estimate BN statistics under the evaluation gates before each validation (auto: gated methods)
   --threads N        libtorch threads    --workers N  data threads    --out DIR  run folder    --json  result on stdout`;
 
 function parseValue(v: string): unknown {
@@ -73,6 +75,6 @@ export function trainOptionsOf(values: Values, where: string): TrainOptions {
     augment: values['no-augment'] ? false : undefined, inputSize: int('input-size', 8), shots: int('shots'), threads: int('threads'), workers: int('workers', 0),
     classes: s('classes')?.split(',').map((c) => c.trim()).filter(Boolean).map((c) => (/^\d+$/.test(c) ? Number(c) : c)),
     methodOptions: featuresFromOf(s('features-from'), methodOptionsOf(values.opt)), out: s('out'),
-    steps: int('steps'), normalize: s('normalize') === undefined ? undefined : parseNormalize(s('normalize')!),
+    steps: int('steps'), normalize: s('normalize') === undefined ? undefined : parseNormalize(s('normalize')!), preciseBn: s('precise-bn') as TrainOptions['preciseBn'],
   };
 }

@@ -152,6 +152,7 @@ export const spottune: Method<SpotTuneOptions> = {
   name: 'spottune',
   description: 'per-example per-block choice between frozen and fine-tuned block copies; policy = small ResNet on the image',
   defaults: spottuneDefaults,
+  gated: true,
   apply(backbone, numClasses, options) {
     return new SpotTuneModel(backbone, numClasses, resolveOptions('spottune', spottuneDefaults, options));
   },

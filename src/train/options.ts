@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import { InputError } from '../errors';
 import { getMethod } from '../methods/registry';
 import { NormalizeChoice, checkNormalize } from '../data/transforms';
+import { PRECISE_BN, PreciseBn } from './precise-bn';
 
 export interface TrainOptions {
   /** 'default' (the shipped backbone), an architecture name, or a weights file (see openBackbone). */
@@ -49,6 +50,11 @@ export interface TrainOptions {
   evaluateOn?: 'test' | 'val';
   /** Random crops with padding and horizontal flips in training (default true). */
   augment?: boolean;
+  /**
+   * Re-estimate BN statistics under the evaluation gates before each validation (precise BN,
+   * train/precise-bn.ts): 'auto' (default) for gated methods, 'on', 'off'.
+   */
+  preciseBn?: PreciseBn;
   /** Training examples per class (few-shot); default all. */
   shots?: number;
   /** Classes of the data to keep, by name or index. */
@@ -117,6 +123,7 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
     schedule: o.schedule ?? TRAIN_DEFAULTS.schedule,
     labelSmoothing: o.labelSmoothing ?? TRAIN_DEFAULTS.labelSmoothing,
     augment: o.augment ?? TRAIN_DEFAULTS.augment,
+    preciseBn: o.preciseBn ?? 'auto',
     inputSize: o.inputSize ?? null,
     normalize: o.normalize ?? null,
     featureCache: o.featureCache ?? true,
@@ -145,5 +152,6 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
   num(r.momentum, 'momentum', 0, 1); num(r.labelSmoothing, 'label-smoothing', 0, 1);
   num(r.valFraction, 'val fraction', 0, 0.9); num(r.testFraction, 'test fraction', 0, 0.9);
   check(r.schedule === 'cosine' || r.schedule === 'constant', `schedule: expected cosine or constant, got ${r.schedule}`);
+  check(PRECISE_BN.includes(r.preciseBn), `precise-bn: expected ${PRECISE_BN.join(', ')}, got ${r.preciseBn}`);
   return r;
 }

@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { InputError } from '../errors';
 import type { GateStats } from '../methods/adafilter/stats';
 import type { ArchOptions, InputSpec } from './backbones';
+import type { PreciseBn } from './precise-bn';
 
 export const RUN_FILES = {
   config: 'run.json', log: 'log.jsonl', checkpoint: 'checkpoint.safetensors', model: 'model.safetensors', result: 'result.json',
@@ -37,6 +38,8 @@ export interface RunConfig {
   schedule: 'cosine' | 'constant';
   labelSmoothing: number;
   augment: boolean;
+  /** Precise BN before each validation (absent in runs made before it existed: 'off'). */
+  preciseBn?: PreciseBn;
   shots: number | null;
   valFraction: number;
   testFraction: number;
@@ -60,6 +63,24 @@ export interface EpochLog {
   imagesPerSec: number;
   seconds: number;
   time: string;
+  /** Is the gate learning? Measured on the validation split after the epoch (gated methods). */
+  gates?: GateLearning;
+}
+
+/** Per layer and overall: what the evaluation gates chose and how far the fine-tuned filters moved. */
+export interface GateLearningStats {
+  /** Fraction of (example, filter) gates choosing the fine-tuned copy. */
+  fraction: number;
+  /** Mean |z| of the gate logits; null when the gate has none (random-filter). */
+  meanAbsLogit: number | null;
+  /** Fraction of filters whose choice varies across examples. */
+  filtersVarying: number;
+  /** ‖F − S‖ / ‖S‖; null for methods without per-filter copies. */
+  drift: number | null;
+}
+
+export interface GateLearning extends GateLearningStats {
+  layers: ({ name: string } & GateLearningStats)[];
 }
 
 export interface SplitScore {

@@ -28,6 +28,10 @@ import { resolveOptions, ResolvedOptions, TrainOptions } from './options';
 import { EpochLog, RUN_FILES, RunConfig, RunResult, readLog, readRunConfig, readResult } from './run-folder';
 import { loadWeights } from './load-run';
 import { FeatureCache } from './feature-cache'; // feature cache (linear probe)
+import { recalibrateBn, usesPreciseBn } from './precise-bn';
+import { getMethod } from '../methods/registry';
+import type { GateStats } from '../methods/adafilter/stats';
+import type { GateLearning } from './run-folder';
 
 /** A run stopped by its signal (SIGINT): the checkpoint is saved, --resume continues it. */
 export class Interrupted extends Error {
@@ -55,7 +59,24 @@ function trainTransform(input: ResolvedTransform, augment: boolean): ResolvedTra
 
 /** Keys of run.json that must match when resuming (the rest — threads excepted — follow from them). */
 const IDENTITY: (keyof RunConfig)[] = ['backbone', 'arch', 'data', 'method', 'inputSize', 'epochs', 'batch', 'lr', 'headLr', 'gateLr',
-  'weightDecay', 'momentum', 'schedule', 'labelSmoothing', 'augment', 'shots', 'seed', 'valFraction', 'testFraction'];
+  'weightDecay', 'momentum', 'schedule', 'labelSmoothing', 'augment', 'preciseBn', 'shots', 'seed', 'valFraction', 'testFraction'];
+
+/** The epoch's gate statistics on the validation split, with the fine-tuned filters' drift. */
+function gateLearning(g: GateStats, drift: { overall: number; layers: Record<string, number> } | null): GateLearning {
+  let filters = 0, logit = 0, varying = 0, withLogits = true;
+  for (const l of g.layers) {
+    filters += l.filters;
+    varying += l.filtersVarying * l.filters;
+    if (l.meanAbsLogit === null || l.meanAbsLogit === undefined) withLogits = false;
+    else logit += l.meanAbsLogit * l.filters;
+  }
+  return {
+    fraction: g.fraction, meanAbsLogit: withLogits ? logit / filters : null, filtersVarying: varying / filters, drift: drift?.overall ?? null,
+    layers: g.layers.map((l) => ({
+      name: l.name, fraction: l.fraction, meanAbsLogit: l.meanAbsLogit ?? null, filtersVarying: l.filtersVarying, drift: drift?.layers[l.name] ?? null,
+    })),
+  };
+}
 
 function checkResumable(dir: string, saved: RunConfig, now: RunConfig): void {
   const diffs = IDENTITY.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k]))
@@ -91,7 +112,7 @@ async function prepare(opts: TrainOptions): Promise<Prepared> {
   const config: RunConfig = {
     version: 1, backbone: o.backbone, arch: bb.arch, ...(bb.archOptions ? { archOptions: bb.archOptions } : {}), data: o.data, method: o.method, methodOptions: o.methodOptions,
     epochs: o.epochs, batch: o.batch, lr: o.lr, headLr: o.headLr, gateLr: o.gateLr, weightDecay: o.weightDecay,
-    momentum: o.momentum, schedule: o.schedule, labelSmoothing: o.labelSmoothing, augment: o.augment, shots: o.shots,
+    momentum: o.momentum, schedule: o.schedule, labelSmoothing: o.labelSmoothing, augment: o.augment, preciseBn: o.preciseBn, shots: o.shots,
     valFraction: o.valFraction, testFraction: o.testFraction, seed: o.seed, threads: o.threads, classes: ds.classes,
     input: { ...bb.input, resolvedStats: { mean: transform.mean, std: transform.std } },
     inputSize: bb.input.size, channels: bb.input.channels, createdAt: new Date().toISOString(),
@@ -129,6 +150,14 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
     loaders.push(train);
     const val = await createLoader(ds, { split: 'val', batch: 100, transform: evalTransform(transform), workers: o.workers });
     loaders.push(val);
+    const gated = getMethod(o.method).gated ?? false;
+    // The training images as evaluation sees them, at the training batch size (BN's batch statistics
+    // depend on it): the recalibration pass.
+    let recal: Loader | null = null;
+    if (usesPreciseBn(o.preciseBn, gated)) {
+      recal = await createLoader(ds, { split: 'train', batch: o.batch, transform: evalTransform(transform), workers: o.workers });
+      loaders.push(recal);
+    }
     const cache = await FeatureCache.build(model, train, o); // feature cache (linear probe)
     const totalSteps = o.epochs * train.numBatches;
 
@@ -157,6 +186,7 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
         if (k++ < pos.step) continue; // resumed mid-epoch (after SIGINT): these batches are done
         const t0 = process.hrtime.bigint();
         manualSeed(stepSeed(o.seed, pos.globalStep));
+        model.atStep(pos.globalStep, totalSteps);
         const factor = o.schedule === 'cosine' ? (1 + Math.cos(Math.PI * pos.globalStep / totalSteps)) / 2 : 1;
         opt.groups.forEach((g, i) => (g.lr = baseLrs[i] * factor));
         const [loss, correct] = tidy(() => {
@@ -189,11 +219,14 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
         }
       }
       const seconds = Number(process.hrtime.bigint() - epochStart) / 1e9;
-      const v = await evaluateModel(model, val);
+      // The saved best weights carry the statistics recalibrated here, so the test (and `eval`) use them too.
+      if (recal) await recalibrateBn(model, recal.epoch(0));
+      const v = await evaluateModel(model, val, { gates: gated });
       const best = v.acc > pos.bestAcc;
       const entry: EpochLog = {
         epoch: pos.epoch + 1, steps: train.numBatches, lr: opt.groups[0].lr, trainLoss: pos.lossSum / pos.seen, trainAcc: pos.correct / pos.seen,
         valLoss: v.loss, valAcc: v.acc, imagesPerSec: epochImages / seconds, seconds, time: new Date().toISOString(),
+        ...(v.gates ? { gates: gateLearning(v.gates, model.weightDrift()) } : {}),
       };
       // Order matters for kill safety: best weights, then the checkpoint that says they are best, then the log.
       if (best) {

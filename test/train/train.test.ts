@@ -20,6 +20,16 @@ test('fineTune writes a complete run folder; evaluate re-derives the same test s
   assert.deepEqual(log.map((l) => l.epoch), [1, 2]);
   assert.ok(r.bestEpoch >= 1 && r.bestEpoch <= 2);
   assert.equal(r.val.acc, Math.max(...log.map((l) => l.valAcc)), 'model selection: best validation epoch');
+  assert.equal(cfg.preciseBn, 'auto', 'precise BN follows the method (on for gated ones)');
+  // Is the gate learning? Every epoch line says so, per layer and overall.
+  for (const l of log) {
+    const g = l.gates!;
+    assert.ok(g && g.layers.length === r.gates!.layers.length, 'gate learning per gated layer');
+    assert.ok(g.fraction >= 0 && g.fraction <= 1 && g.filtersVarying >= 0 && g.filtersVarying <= 1);
+    assert.ok(g.meanAbsLogit! > 0, 'mean |z|');
+    assert.ok(g.drift! > 0, 'F moved away from S');
+    assert.ok(g.layers.every((x) => x.name && x.drift! >= 0));
+  }
   // Quick Draw has 100 images per class; 20% test → 60 images over 3 classes.
   assert.equal(r.test.examples, 60);
   assert.ok(r.gates && r.gates.layers.length > 0, 'AdaFilter runs record gate statistics');

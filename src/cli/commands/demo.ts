@@ -4,6 +4,8 @@ import { InputError } from '../../errors';
 import { compare, formatComparison } from '../../train/compare';
 import { writeReport } from '../../report';
 import { interruptible } from '../interruptible';
+import { PACKAGE_ROOT } from '../../train/backbones';
+import { readBenchmarkHeadline } from '../../train/standing';
 
 /**
  * The main job on the embedded default: the shipped backbone (pretrained on Quick Draw classes
@@ -45,6 +47,9 @@ export const demoCommand: Command = {
       const files = await writeReport([out], out);
       if (values.json) process.stdout.write(JSON.stringify({ ...c, report: files.html }, null, 2) + '\n');
       else process.stdout.write(`${formatComparison(c)}\n\nreport: ${files.html}\n        ${files.md}\n`);
+      // A demo of 3 seeds on one target cannot say whether AdaFilter beats finetune; the benchmark can.
+      const standing = readBenchmarkHeadline(PACKAGE_ROOT);
+      if (standing && !values.json) process.stdout.write(`\n${standing}\n`);
     });
   },
 };
