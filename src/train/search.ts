@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { InputError } from '../errors';
 import { getMethod } from '../methods/registry';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic';
-import { fineTune } from './trainer';
+import { fineTune, NonFiniteLoss } from './trainer';
 import { resolveOptions, TrainOptions } from './options';
 import { isRunFolder, readResult, RUN_FILES, RunResult } from './run-folder';
 import { compare, compareDir, CompareOptions, Comparison, methodOptionsFor } from './compare';
@@ -56,10 +56,12 @@ export interface TrialRecord extends Trial {
   trial: number;
   /** The trial's run folder, relative to the run's. */
   dir: string;
-  /** Best validation accuracy and its loss (the epoch model selection keeps). */
-  valAcc: number;
-  valLoss: number;
-  bestEpoch: number;
+  /** Best validation accuracy and its loss (the epoch model selection keeps); null when the trial diverged. */
+  valAcc: number | null;
+  valLoss: number | null;
+  bestEpoch: number | null;
+  /** Why the trial has no score (its loss became NaN: that lr is too large); it cannot be chosen. */
+  error?: string;
 }
 
 export interface SearchRecord {
@@ -77,19 +79,25 @@ export const SEARCH_FILE = 'search.json';
 const TRIAL_NOTE = 'validation-search trial: "test" holds the score on the validation split; the test split was not read';
 const RULE = 'highest best-epoch validation accuracy; ties: lower validation loss, then the earlier trial';
 
-/** The winner by RULE. */
+/** The winner by RULE among the trials with a score; -1 when none has one. */
 export function chooseTrial(trials: Pick<TrialRecord, 'valAcc' | 'valLoss'>[]): number {
-  let best = 0;
+  let best = -1;
   trials.forEach((t, k) => {
-    const b = trials[best];
-    if (t.valAcc > b.valAcc || (t.valAcc === b.valAcc && t.valLoss < b.valLoss)) best = k;
+    if (t.valAcc === null || t.valLoss === null) return;
+    const b = best < 0 ? null : trials[best];
+    if (!b || t.valAcc > b.valAcc! || (t.valAcc === b.valAcc && t.valLoss < b.valLoss!)) best = k;
   });
   return best;
 }
 
+/** A trial that diverged leaves this beside its folder's files, so a rerun does not train it again. */
+const FAILED_FILE = 'trial-failed.json';
+
 export interface AutoHooks {
   /** Before trial k (0-based) of `total`, and with k === total before the final run. */
   onTrial?: (k: number, total: number, trial: Trial) => void;
+  /** Other trials than searchGrid(method) (API only; compare --auto keeps the same grid for every method). */
+  grid?: Trial[];
 }
 
 function settingsOf(t: Trial): Partial<TrainOptions> {
@@ -121,20 +129,35 @@ export async function autoTrain(opts: TrainOptions, hooks: AutoHooks = {}): Prom
   if (!o.resume && (fs.existsSync(searchFile) || isRunFolder(dir) || fs.existsSync(path.join(dir, 'trials')))) {
     throw new InputError(`${dir}: already holds a run (use --resume to continue it, or another --out)`);
   }
-  const grid = searchGrid(o.method);
+  const grid = hooks.grid ?? searchGrid(o.method);
+  if (!grid.length || grid.some((t) => !(t.lr > 0) || (t.gateLr !== undefined && !(t.gateLr > 0)))) throw new InputError('--auto: trials need positive learning rates');
   const trials: TrialRecord[] = [];
   for (const [k, t] of grid.entries()) {
     const tdir = path.join(dir, 'trials', String(k));
     hooks.onTrial?.(k, grid.length, t);
+    const rec = { trial: k, ...t, dir: path.relative(dir, tdir) };
+    const failed = path.join(tdir, FAILED_FILE);
+    if (fs.existsSync(failed)) {
+      trials.push({ ...rec, valAcc: null, valLoss: null, bestEpoch: null, error: String(JSON.parse(fs.readFileSync(failed, 'utf8')).error) });
+      continue;
+    }
     let r = readResult(tdir);
     if (!r) {
-      r = await fineTune({ ...opts, ...settingsOf(t), out: tdir, resume: isRunFolder(tdir), evaluateOn: 'val' });
+      try {
+        r = await fineTune({ ...opts, ...settingsOf(t), out: tdir, resume: isRunFolder(tdir), evaluateOn: 'val' });
+      } catch (e) {
+        if (!(e instanceof NonFiniteLoss)) throw e;
+        writeJsonAtomic(failed, { error: e.message });
+        trials.push({ ...rec, valAcc: null, valLoss: null, bestEpoch: null, error: e.message });
+        continue;
+      }
       // Say so in the trial's own folder: anyone reading its result.json sees what "test" means there.
       writeJsonAtomic(path.join(tdir, RUN_FILES.result), { ...r, note: TRIAL_NOTE });
     }
-    trials.push({ trial: k, ...t, dir: path.relative(dir, tdir), valAcc: r.val.acc, valLoss: r.val.loss, bestEpoch: r.bestEpoch });
+    trials.push({ ...rec, valAcc: r.val.acc, valLoss: r.val.loss, bestEpoch: r.bestEpoch });
   }
   const chosen = chooseTrial(trials);
+  if (chosen < 0) throw new InputError(`${dir}: every trial's loss became NaN or infinite (${grid.map((t) => `lr ${t.lr}`).join(', ')}); see ${path.join(dir, 'trials')}`);
   const search: SearchRecord = { version: 1, method: o.method, rule: RULE, trials, chosen, lr: grid[chosen].lr, gateLr: grid[chosen].gateLr ?? null };
   writeJsonAtomic(searchFile, search);
   hooks.onTrial?.(grid.length, grid.length, grid[chosen]);

@@ -30,6 +30,8 @@ test('grids: the same number of trials for every method; gated methods search ga
   // Validation accuracy first, then loss, then the earlier trial.
   assert.equal(chooseTrial([{ valAcc: 0.5, valLoss: 1 }, { valAcc: 0.7, valLoss: 2 }, { valAcc: 0.7, valLoss: 1.5 }]), 2);
   assert.equal(chooseTrial([{ valAcc: 0.5, valLoss: 1 }, { valAcc: 0.5, valLoss: 1 }]), 0);
+  assert.equal(chooseTrial([{ valAcc: null, valLoss: null }, { valAcc: 0.1, valLoss: 3 }]), 1);
+  assert.equal(chooseTrial([{ valAcc: null, valLoss: null }]), -1);
 });
 
 test('train --auto: trials on validation only, the test split opened once by the final run', async () => {
@@ -74,6 +76,21 @@ test('train --auto: trials on validation only, the test split opened once by the
     rec.stop();
   }
   await assert.rejects(autoTrain({ ...SMALL_API, lr: 0.1, out: path.join(tmpDir('auto-lr'), 'r') }), (e) => isInputError(e) && /drop --lr/.test((e as Error).message));
+});
+
+test('a diverging trial is recorded and skipped, not the end of the search; all diverging is an InputError', async () => {
+  const dir = path.join(tmpDir('auto-nan'), 'run');
+  const o = { ...SMALL_API, method: 'finetune', epochs: 1, augment: false, out: dir };
+  const { search } = await autoTrain(o, { grid: [{ lr: 1e9 }, { lr: 0.01 }] });
+  assert.equal(search.trials[0].valAcc, null);
+  assert.match(search.trials[0].error!, /loss became/);
+  assert.equal(search.chosen, 1);
+  assert.equal(readRunConfig(dir).lr, 0.01);
+  // A rerun reads the failure instead of training the trial again.
+  const again = await autoTrain({ ...o, resume: true }, { grid: [{ lr: 1e9 }, { lr: 0.01 }], onTrial: (k) => assert.ok(k !== 0 || fs.existsSync(path.join(dir, 'trials', '0', 'trial-failed.json'))) });
+  assert.deepEqual(again.search, search);
+  await assert.rejects(autoTrain({ ...o, out: path.join(dir, 'all') }, { grid: [{ lr: 1e9 }, { lr: 1e10 }] }),
+    (e) => isInputError(e) && /every trial's loss became NaN or infinite/.test((e as Error).message));
 });
 
 test('compare --auto: every method gets the same trials; each seed\'s run opens the test split once', async () => {

@@ -37,7 +37,7 @@ export const trainCommand: Command = {
         ? await autoTrain(run, { onTrial: (k, n, t) => progress.nextRun(k < n ? `[trial ${k + 1}/${n} lr ${t.lr}${t.gateLr !== undefined ? ` gate-lr ${t.gateLr}` : ''}]` : `[final: lr ${t.lr}${t.gateLr !== undefined ? ` gate-lr ${t.gateLr}` : ''}]`) })
         : null;
       const result = searched ? searched.result : await fineTune(run);
-      if (searched && !values.json) process.stdout.write(`search: ${searched.search.trials.map((t) => `lr ${t.lr}${t.gateLr !== undefined ? `/${t.gateLr}` : ''} → val ${(100 * t.valAcc).toFixed(2)}%`).join(', ')}; chose trial ${searched.search.chosen + 1}\n`);
+      if (searched && !values.json) process.stdout.write(`search: ${searched.search.trials.map((t) => `lr ${t.lr}${t.gateLr !== undefined ? `/${t.gateLr}` : ''} → ${t.valAcc === null ? 'diverged' : `val ${(100 * t.valAcc).toFixed(2)}%`}`).join(', ')}; chose trial ${searched.search.chosen + 1}\n`);
       if (values.json) process.stdout.write(JSON.stringify(searched ? { ...result, search: searched.search } : result, null, 2) + '\n');
       else process.stdout.write(`${result.method}: test accuracy ${(100 * result.test.acc).toFixed(2)}% (best epoch ${result.bestEpoch}, val ${(100 * result.val.acc).toFixed(2)}%) → ${result.dir}\n`);
     });
