@@ -11,8 +11,9 @@ import { pretrainCommand } from './commands/pretrain';
 import { reportCommand } from './commands/report';
 import { modelsCommand } from './commands/models';
 import { setupCommand } from './commands/setup';
+import { analyzeCommand } from './commands/analyze';
 
-const commands: Command[] = [demoCommand, trainCommand, evalCommand, predictCommand, compareCommand, reportCommand, pretrainCommand, modelsCommand, benchCommand, datasetsCommand, setupCommand];
+const commands: Command[] = [demoCommand, trainCommand, evalCommand, predictCommand, compareCommand, reportCommand, pretrainCommand, modelsCommand, benchCommand, datasetsCommand, setupCommand, analyzeCommand];
 
 function help(): string {
   const lines = ['usage: adafilter <command> [options]', '', 'commands:'];
