@@ -15,7 +15,7 @@ import { openDataset } from '../src/data/registry';
 import { writeJsonAtomic, writeFileAtomic } from '../src/io/atomic';
 import { machineInfo } from './machine';
 import { materialiseSubset } from './transfer-data';
-import { CellSpec, dataNameOf, epochsFor, GATED, Profile, Trial } from './transfer-suite';
+import { CellSpec, dataNameOf, epochsFor, GATED, Profile, seedsOf, Trial } from './transfer-suite';
 import {
   BootstrapInterval, cellTable, datasetTable, errorPairs, layerFractions, MethodCellRow, pairedBootstrap, RunRecord,
 } from './transfer-stats';
@@ -109,7 +109,7 @@ async function planCell(cell: CellSpec, p: Profile, out: string, backboneOk: (b:
   if (cell.subset) await materialiseSubset(cell.subset, dataName);
   const ds = await openDataset(dataName, { seed: 0, shots: cell.shots, val: cell.valFraction, test: cell.testFraction });
   const trainSize = ds.splits.train.length;
-  return { ...cell, dataName, trainSize, epochs: epochsFor(p, trainSize), skipped: null };
+  return { ...cell, dataName, trainSize, epochs: cell.fixedEpochs ?? epochsFor(p, trainSize), skipped: null };
 }
 
 function compareOptions(p: Profile, cell: CellPlan, method: string, t: Trial, seeds: number, out: string, threads: number,
@@ -240,7 +240,7 @@ export async function runTransfer(o: TransferOptions): Promise<TransferSummary> 
   });
   for (const c of p.cells) {
     chosen[c.backbone] ??= {};
-    for (const m of c.methods) chosen[c.backbone][m] ??= { ...p.fixed[m], from: 'fixed' };
+    for (const m of c.methods) chosen[c.backbone][m] ??= { ...(c.trialByMethod?.[m] ?? p.fixed[m]), from: 'fixed' };
   }
   if (p.search.length && train && Object.values(chosen).some((b) => Object.values(b).some((c) => c.from === 'fixed'))) {
     log('no search result for some backbone/method: using the fixed defaults for them (see the summary)');
@@ -256,7 +256,7 @@ export async function runTransfer(o: TransferOptions): Promise<TransferSummary> 
       if (c.skipped || c.train === false || !c.methods.includes(m)) continue;
       jobs.push({
         id: `cell/${c.id}/${m}`, kind: 'cell', cell: c.id, method: m,
-        options: compareOptions(p, c, m, c.trial ?? chosen[c.backbone][m], p.seeds, cellDir(out, c.id), threads),
+        options: compareOptions(p, c, m, c.trialByMethod?.[m] ?? c.trial ?? chosen[c.backbone][m], seedsOf(p, c, m), cellDir(out, c.id), threads),
         after: m === 'random-filter' && c.methods.includes('adafilter') ? [`cell/${c.id}/adafilter`] : undefined,
       });
     }
@@ -264,7 +264,8 @@ export async function runTransfer(o: TransferOptions): Promise<TransferSummary> 
   // random-filter draws gates at the per-layer fractions AdaFilter learned in the same cell (mean over its seeds).
   const prepare = (j: Job): Job => {
     if (j.method !== 'random-filter') return j;
-    const fr = layerFractions(readRuns(out, cells.find((c) => c.id === j.cell)!, 'adafilter', p.seeds).map((r) => r.gates!).filter(Boolean));
+    const cell = cells.find((c) => c.id === j.cell)!;
+    const fr = layerFractions(readRuns(out, cell, 'adafilter', seedsOf(p, cell, 'adafilter')).map((r) => r.gates!).filter(Boolean));
     const opts = { ...(j.options.methodOptionsByMethod?.['random-filter'] ?? {}), ...(fr ? { randomFraction: fr.layers.map((l) => l.fraction) } : {}) };
     return { ...j, options: { ...j.options, methodOptionsByMethod: { 'random-filter': opts } } };
   };
@@ -313,7 +314,8 @@ function summarise(p: Profile, out: string, cells: CellPlan[], chosen: TransferS
   for (const c of cells) {
     for (const m of c.methods) {
       const have: number[] = [];
-      for (let s = 0; s < p.seeds; s++) {
+      const n = seedsOf(p, c, m);
+      for (let s = 0; s < n; s++) {
         const dir = path.join(cellDir(out, c.id), `${m}-s${s}`);
         const r = readResult(dir);
         if (!r) continue;
@@ -324,7 +326,7 @@ function summarise(p: Profile, out: string, cells: CellPlan[], chosen: TransferS
           trainSeconds: r.trainSeconds, lr: cfg.lr, gateLr: GATED.has(m) ? cfg.gateLr : null, gates: gateSummary(r),
         });
       }
-      const lacking = Array.from({ length: p.seeds }, (_, s) => s).filter((s) => !have.includes(s));
+      const lacking = Array.from({ length: n }, (_, s) => s).filter((s) => !have.includes(s));
       if (lacking.length) {
         missing.push({ cell: c.id, method: m, seeds: lacking, reason: c.skipped ?? failed.get(`cell/${c.id}/${m}`) ?? 'not run (stopped before it)' });
       }

@@ -20,7 +20,7 @@ usage: adafilter bench data --data NAME [--batch N] [--size PX] [--workers N] [-
   Images/s the input pipeline delivers with augmentation, next to the images/s that training
   the backbone (default resnet20) consumes at that input size, measured one after the other.
 
-usage: adafilter bench transfer --profile quick|full|variants|budget|shots100 [--out DIR] [--jobs N] [--threads N]
+usage: adafilter bench transfer --profile ${Object.keys(PROFILES).join('|')} [--out DIR] [--jobs N] [--threads N]
                                 [--report-only] [--publish DOCS_DIR] [--json]
   Issue #7: every method on targets the shipped backbone never saw (bench/transfer-suite.ts),
   hyper-parameters searched on validation data, 3 seeds, paired bootstrap interval for
@@ -28,7 +28,8 @@ usage: adafilter bench transfer --profile quick|full|variants|budget|shots100 [-
   bench-results/transfer-PROFILE); finished runs are reused, so running it again continues.
   'variants' (AdaFilter's tau, gated layers, ...) reuses the full profile's runs: give it the same --out.
   'budget': finetune vs AdaFilter at 3x the epochs; 'shots100': the 100-shot cells (both at the
-  lr the full profile's search chose).
+  lr the full profile's search chose). 'fidelity-search' chooses AdaFilter's training defaults on
+  the dev task; 'fidelity' (issue 13) benchmarks them against every baseline.
   --jobs N           training processes at once (default 2), each with --threads libtorch threads (default 1)
   --report-only      train nothing: rebuild the summary from the runs that exist
   --publish DOCS     also write DOCS/results/transfer-PROFILE.json and regenerate DOCS/results.md`;
