@@ -19,7 +19,7 @@ export const TRAIN_FLAGS: NonNullable<ParseArgsConfig['options']> = {
 export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped backbone), an architecture (random init), or WEIGHTS.safetensors / ARCH:FILE
   --data D           dataset: mnist, fashion-mnist, quickdraw:300-309, glyphs:scripts=Armenian, folder:PATH …
   --epochs N         (${TRAIN_DEFAULTS.epochs})      --batch N (${TRAIN_DEFAULTS.batch})      --lr X (${TRAIN_DEFAULTS.lr}, SGD momentum ${TRAIN_DEFAULTS.momentum})
-  --head-lr X        new head's lr (default --lr)    --gate-lr X  gate/policy network lr (default --lr)
+  --head-lr X        new head's lr (default --lr)    --gate-lr X  gate/policy network lr (default: adafilter 1000×, spottune 10× --lr)
   --wd X             weight decay (${TRAIN_DEFAULTS.weightDecay})    --schedule cosine|constant    --label-smoothing X
   --no-augment       no random crops / flips          --shots K  training images per class
   --steps N          optimizer steps instead of --epochs (not both)

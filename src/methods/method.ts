@@ -5,6 +5,7 @@ import { BatchNorm2d } from '../nn/batchnorm';
 import { Linear } from '../nn/linear';
 import { crossEntropy } from '../nn/functional';
 import type { ParamGroupInput } from '../optim/optimizer';
+import type { Batch } from '../data/loader';
 import { InputError } from '../errors';
 import { Backbone, describeBackbone } from './backbone';
 
@@ -165,6 +166,13 @@ export abstract class MethodModel extends Module {
    */
   atStep(_step: number, _total: number): void {}
 
+  /**
+   * Methods that must see training images before the first step (gna's filter grouping) implement
+   * this. The trainer calls it once, when a run starts fresh; its result must live in the model's
+   * state dict, which the checkpoint restores on resume.
+   */
+  calibrate?(batches: AsyncIterable<Batch>): Promise<void>;
+
   /** ‖F − S‖ / ‖S‖ of methods that keep a fine-tuned copy beside frozen filters; null for the rest. */
   weightDrift(): { overall: number; layers: Record<string, number> } | null {
     return null;
@@ -206,6 +214,11 @@ export interface Method<O extends object = Record<string, unknown>> {
    * statistics are recalibrated under the evaluation gates by default (see train/precise-bn.ts).
    */
   readonly gated?: boolean;
+  /**
+   * The gate network's lr as a multiple of the backbone lr when none is given (the ratio the
+   * method's validation search chose; 1 when absent).
+   */
+  readonly gateLrFactor?: number;
   apply(backbone: Module, numClasses: number, options?: Partial<O>): MethodModel;
 }
 

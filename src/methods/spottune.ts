@@ -153,6 +153,8 @@ export const spottune: Method<SpotTuneOptions> = {
   description: 'per-example per-block choice between frozen and fine-tuned block copies; policy = small ResNet on the image',
   defaults: spottuneDefaults,
   gated: true,
+  // The full profile's validation search chose gate lr 0.1 at lr 0.01.
+  gateLrFactor: 10,
   apply(backbone, numClasses, options) {
     return new SpotTuneModel(backbone, numClasses, resolveOptions('spottune', spottuneDefaults, options));
   },

@@ -117,7 +117,7 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
     batch: o.batch ?? TRAIN_DEFAULTS.batch,
     lr: o.lr ?? TRAIN_DEFAULTS.lr,
     headLr: o.headLr ?? o.lr ?? TRAIN_DEFAULTS.lr,
-    gateLr: o.gateLr ?? o.lr ?? TRAIN_DEFAULTS.lr,
+    gateLr: o.gateLr ?? (o.lr ?? TRAIN_DEFAULTS.lr) * (getMethod(method).gateLrFactor ?? 1),
     weightDecay: o.weightDecay ?? TRAIN_DEFAULTS.weightDecay,
     momentum: o.momentum ?? TRAIN_DEFAULTS.momentum,
     schedule: o.schedule ?? TRAIN_DEFAULTS.schedule,

@@ -21,3 +21,15 @@ test('bad gate and precise-BN options: one line on stderr, exit 2, no run folder
     assert.ok(!fs.existsSync(out), 'nothing written for bad input');
   }
 });
+
+test('the gate lr defaults to the multiple of --lr that validation chose for the method; an explicit one wins', () => {
+  const { resolveOptions } = require('../../src/train/options') as typeof import('../../src/train/options');
+  const { getMethod } = require('../../src/methods/registry') as typeof import('../../src/methods/registry');
+  for (const m of ['adafilter', 'adafilter-static', 'spottune', 'finetune']) {
+    const factor = getMethod(m).gateLrFactor ?? 1;
+    assert.equal(resolveOptions({ data: 'mnist', method: m, lr: 0.02 }).gateLr, 0.02 * factor, m);
+    assert.equal(resolveOptions({ data: 'mnist', method: m, lr: 0.02, gateLr: 0.5 }).gateLr, 0.5, m);
+  }
+  assert.equal(getMethod('adafilter').gateLrFactor, 1000);
+  assert.equal(getMethod('finetune').gateLrFactor, undefined);
+});
