@@ -7,8 +7,9 @@ import { l2sp } from './l2sp';
 import { bss } from './bss';
 import { spottune } from './spottune';
 import { adafilter, adafilterNoGbn, adafilterStatic, randomFilter } from './adafilter';
+import { gna } from './gna';
 
-const methods: Method<any>[] = [linearProbe, finetune, l2sp, bss, adafilter, adafilterNoGbn, randomFilter, adafilterStatic, spottune];
+const methods: Method<any>[] = [linearProbe, finetune, l2sp, bss, adafilter, adafilterNoGbn, randomFilter, adafilterStatic, spottune, gna];
 
 export function methodNames(): string[] {
   return methods.map((m) => m.name);

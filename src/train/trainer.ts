@@ -170,6 +170,11 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
 
     let pos: Position = { epoch: 0, step: 0, globalStep: 0, lossSum: 0, correct: 0, seen: 0, trainSeconds: 0, bestEpoch: 0, bestAcc: -1, bestLoss: Infinity };
     if (resume && fs.existsSync(files.checkpoint)) pos = loadCheckpoint(files.checkpoint, model, opt);
+    else if (model.calibrate) { // calibration (gna): once per run, before its first step; the checkpoint keeps the result
+      const calibration = await createLoader(ds, { split: 'train', batch: o.batch, transform: evalTransform(transform), workers: o.workers }); // calibration (gna)
+      loaders.push(calibration); // calibration (gna)
+      await model.calibrate(calibration.epoch(0)); // calibration (gna)
+    } // calibration (gna)
     const log = readLog(dir);
     // Epoch lines written after the checkpoint (a kill between the two writes) are dropped, then rewritten identically.
     if (resume && log.length > pos.epoch) {
