@@ -4,6 +4,7 @@ import { InputError } from '../errors';
 import { intFlag, numberFlag } from './command';
 import type { TrainOptions } from '../train/options';
 import { TRAIN_DEFAULTS } from '../train/options';
+import { DEFAULT_EPOCHS, MIN_STEPS, VALIDATION_POINTS } from '../train/budget';
 import { parseNormalize } from '../data/transforms';
 
 export const TRAIN_FLAGS: NonNullable<ParseArgsConfig['options']> = {
@@ -18,11 +19,13 @@ export const TRAIN_FLAGS: NonNullable<ParseArgsConfig['options']> = {
 
 export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped backbone), an architecture (random init), or WEIGHTS.safetensors / ARCH:FILE
   --data D           dataset: mnist, fashion-mnist, quickdraw:300-309, glyphs:scripts=Armenian, folder:PATH …
-  --epochs N         (${TRAIN_DEFAULTS.epochs})      --batch N (${TRAIN_DEFAULTS.batch})      --lr X (${TRAIN_DEFAULTS.lr}, SGD momentum ${TRAIN_DEFAULTS.momentum})
+  --epochs N         whole passes over the training set (default: a step budget, below)
+  --batch N (${TRAIN_DEFAULTS.batch})      --lr X (${TRAIN_DEFAULTS.lr}, SGD momentum ${TRAIN_DEFAULTS.momentum})
   --head-lr X        new head's lr (default --lr)    --gate-lr X  gate/policy network lr (default: adafilter 1000×, spottune 10× --lr)
   --wd X             weight decay (${TRAIN_DEFAULTS.weightDecay})    --schedule cosine|constant    --label-smoothing X
   --no-augment       no random crops / flips          --shots K  training images per class
-  --steps N          optimizer steps instead of --epochs (not both)
+  --steps N          optimizer steps instead of --epochs (not both); neither: max(${MIN_STEPS} steps, ${DEFAULT_EPOCHS} epochs),
+                     rounded up to whole epochs, validation about ${VALIDATION_POINTS} times (docs/training.md)
   --input-size N     input side in pixels (default: the backbone's)
   --normalize N      dataset|imagenet|none|MEAN,STD|M1,M2,M3,S1,S2,S3 instead of what the weights record
                      (default: torchvision/timm imports ImageNet's, nsfwjs x/255, the shipped backbone its source's)

@@ -84,7 +84,9 @@ export type TrainEvent =
   | { type: 'test'; acc: number; loss: number }
   | { type: 'interrupted'; epoch: number; step: number; checkpoint: string };
 
-export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' | 'shots' | 'classes' | 'resume' | 'workers' | 'inputSize' | 'steps' | 'normalize'>> & {
+export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' | 'shots' | 'classes' | 'resume' | 'workers' | 'inputSize' | 'steps' | 'epochs' | 'normalize'>> & {
+  /** As given: null lets the step budget decide (train/budget.ts). */
+  epochs: number | null;
   inputSize: number | null;
   steps: number | null;
   normalize: NormalizeChoice | null;
@@ -95,7 +97,7 @@ export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' |
 };
 
 export const TRAIN_DEFAULTS = {
-  backbone: 'default', method: 'adafilter', epochs: 10, batch: 32, lr: 0.01, weightDecay: 5e-4, momentum: 0.9,
+  backbone: 'default', method: 'adafilter', batch: 32, lr: 0.01, weightDecay: 5e-4, momentum: 0.9,
   schedule: 'cosine', labelSmoothing: 0, augment: true, valFraction: 0.1, testFraction: 0.2, seed: 0,
 } as const;
 
@@ -112,7 +114,7 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
     data: o.data,
     method,
     methodOptions: o.methodOptions ?? {},
-    epochs: o.epochs ?? TRAIN_DEFAULTS.epochs,
+    epochs: o.epochs ?? null,
     steps: o.steps ?? null,
     batch: o.batch ?? TRAIN_DEFAULTS.batch,
     lr: o.lr ?? TRAIN_DEFAULTS.lr,
@@ -141,7 +143,8 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
   if (!r.out) r.out = `runs/${r.method}-${r.data.replace(/[^A-Za-z0-9._-]+/g, '_')}-s${r.seed}`;
   const int = (v: number, name: string, min: number) => check(Number.isInteger(v) && v >= min, `${name}: expected an integer >= ${min}, got ${v}`);
   const num = (v: number, name: string, min: number, max = Infinity) => check(typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max, `${name}: expected a number in [${min}, ${max}], got ${v}`);
-  int(r.epochs, 'epochs', 1); int(r.batch, 'batch', 1); int(r.seed, 'seed', 0); int(r.threads, 'threads', 1); int(r.workers, 'workers', 0);
+  if (r.epochs !== null) int(r.epochs, 'epochs', 1);
+  int(r.batch, 'batch', 1); int(r.seed, 'seed', 0); int(r.threads, 'threads', 1); int(r.workers, 'workers', 0);
   if (r.shots !== null) int(r.shots, 'shots', 1);
   if (r.steps !== null) int(r.steps, 'steps', 1);
   check(!(o.steps !== undefined && o.epochs !== undefined), 'give --steps or --epochs, not both');

@@ -28,7 +28,12 @@ export interface RunConfig {
   data: string;
   method: string;
   methodOptions: Record<string, unknown>;
+  /** Epochs the run trains (the last may be partial with --steps). */
   epochs: number;
+  /** The step budget (train/budget.ts): total steps, validation stride, the rule in words. Absent in older runs. */
+  steps?: number;
+  validateEvery?: number;
+  budgetRule?: string;
   batch: number;
   lr: number;
   headLr: number;

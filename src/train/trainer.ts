@@ -29,6 +29,7 @@ import { EpochLog, RUN_FILES, RunConfig, RunResult, readLog, readRunConfig, read
 import { loadWeights } from './load-run';
 import { FeatureCache } from './feature-cache'; // feature cache (linear probe)
 import { recalibrateBn, usesPreciseBn } from './precise-bn';
+import { Budget, trainingBudget } from './budget';
 import { getMethod } from '../methods/registry';
 import type { GateStats } from '../methods/adafilter/stats';
 import type { GateLearning } from './run-folder';
@@ -58,7 +59,7 @@ function trainTransform(input: ResolvedTransform, augment: boolean): ResolvedTra
 }
 
 /** Keys of run.json that must match when resuming (the rest — threads excepted — follow from them). */
-const IDENTITY: (keyof RunConfig)[] = ['backbone', 'arch', 'data', 'method', 'inputSize', 'epochs', 'batch', 'lr', 'headLr', 'gateLr',
+const IDENTITY: (keyof RunConfig)[] = ['backbone', 'arch', 'data', 'method', 'inputSize', 'epochs', 'steps', 'batch', 'lr', 'headLr', 'gateLr',
   'weightDecay', 'momentum', 'schedule', 'labelSmoothing', 'augment', 'preciseBn', 'shots', 'seed', 'valFraction', 'testFraction'];
 
 /** The epoch's gate statistics on the validation split, with the fine-tuned filters' drift. */
@@ -88,6 +89,7 @@ function checkResumable(dir: string, saved: RunConfig, now: RunConfig): void {
 
 interface Prepared {
   o: ResolvedOptions;
+  budget: Budget;
   ds: Dataset;
   bb: BackboneChoice;
   config: RunConfig;
@@ -109,15 +111,17 @@ async function prepare(opts: TrainOptions): Promise<Prepared> {
   if (o.inputSize !== null) bb.input.size = o.inputSize; // every backbone pools globally: any size runs
   if (o.normalize !== null) bb.input.normalize = normalizeStats(o.normalize); // --normalize overrides what the weights record
   const transform = await inputTransform(bb.input, ds);
+  const budget = trainingBudget({ trainSize: ds.splits.train.length, batch: o.batch, steps: o.steps, epochs: o.epochs });
   const config: RunConfig = {
     version: 1, backbone: o.backbone, arch: bb.arch, ...(bb.archOptions ? { archOptions: bb.archOptions } : {}), data: o.data, method: o.method, methodOptions: o.methodOptions,
-    epochs: o.epochs, batch: o.batch, lr: o.lr, headLr: o.headLr, gateLr: o.gateLr, weightDecay: o.weightDecay,
+    epochs: budget.epochs, steps: budget.steps, validateEvery: budget.validateEvery, budgetRule: budget.rule,
+    batch: o.batch, lr: o.lr, headLr: o.headLr, gateLr: o.gateLr, weightDecay: o.weightDecay,
     momentum: o.momentum, schedule: o.schedule, labelSmoothing: o.labelSmoothing, augment: o.augment, preciseBn: o.preciseBn, shots: o.shots,
     valFraction: o.valFraction, testFraction: o.testFraction, seed: o.seed, threads: o.threads, classes: ds.classes,
     input: { ...bb.input, resolvedStats: { mean: transform.mean, std: transform.std } },
     inputSize: bb.input.size, channels: bb.input.channels, createdAt: new Date().toISOString(),
   };
-  return { o, ds, bb, config, transform };
+  return { o, budget, ds, bb, config, transform };
 }
 
 /**
@@ -125,7 +129,7 @@ async function prepare(opts: TrainOptions): Promise<Prepared> {
  * `out` from its checkpoint, ending with the same weights and numbers as an uninterrupted run.
  */
 export async function fineTune(opts: TrainOptions): Promise<RunResult> {
-  const { o, ds, bb, config, transform } = await prepare(opts);
+  const { o, budget, ds, bb, config, transform } = await prepare(opts);
   const dir = path.resolve(o.out);
   const files = Object.fromEntries(Object.entries(RUN_FILES).map(([k, v]) => [k, path.join(dir, v)])) as Record<keyof typeof RUN_FILES, string>;
   // resume on a folder without a run starts one: "continue if there is something to continue".
@@ -159,7 +163,7 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
       loaders.push(recal);
     }
     const cache = await FeatureCache.build(model, train, o); // feature cache (linear probe)
-    const totalSteps = o.epochs * train.numBatches;
+    const totalSteps = budget.steps;
 
     try {
       fs.mkdirSync(dir, { recursive: true });
@@ -177,17 +181,22 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
     } // calibration (gna)
     const log = readLog(dir);
     // Epoch lines written after the checkpoint (a kill between the two writes) are dropped, then rewritten identically.
-    if (resume && log.length > pos.epoch) {
-      fs.writeFileSync(files.log, log.slice(0, pos.epoch).map((l) => JSON.stringify(l) + '\n').join(''));
+    const kept = log.filter((l) => l.epoch <= pos.epoch);
+    if (resume && kept.length < log.length) {
+      fs.writeFileSync(files.log, kept.map((l) => JSON.stringify(l) + '\n').join(''));
     }
-    opts.onEvent?.({ type: 'start', dir, epochs: o.epochs, stepsPerEpoch: train.numBatches, startEpoch: pos.epoch, startStep: pos.step, description: bb.description });
+    opts.onEvent?.({ type: 'start', dir, epochs: budget.epochs, stepsPerEpoch: train.numBatches, startEpoch: pos.epoch, startStep: pos.step, description: bb.description });
 
-    for (; pos.epoch < o.epochs; pos.epoch++) {
+    for (; pos.epoch < budget.epochs; pos.epoch++) {
       model.train();
       const epochStart = process.hrtime.bigint();
+      const last = pos.epoch + 1 === budget.epochs;
+      // --steps can end the run inside its last epoch.
+      const epochSteps = last ? budget.lastEpochSteps : budget.stepsPerEpoch;
       let epochImages = 0;
       let k = 0;
       for await (const b of train.epoch(pos.epoch)) {
+        if (k >= epochSteps) break;
         if (k++ < pos.step) continue; // resumed mid-epoch (after SIGINT): these batches are done
         const t0 = process.hrtime.bigint();
         manualSeed(stepSeed(o.seed, pos.globalStep));
@@ -217,33 +226,39 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
         opts.onEvent?.({ type: 'step', epoch: pos.epoch, step: pos.step, stepsPerEpoch: train.numBatches, loss, acc: correct / b.y.length, imagesPerSec: epochImages / secs, lr: opt.groups[0].lr });
         // Let the event loop turn: with in-thread data loading nothing else would, and signals (SIGINT) wait for it.
         await new Promise((r) => setImmediate(r));
-        if (opts.signal?.aborted && pos.step < train.numBatches) {
+        if (opts.signal?.aborted && pos.step < epochSteps) {
           saveCheckpoint(files.checkpoint, model, opt, pos);
           opts.onEvent?.({ type: 'interrupted', epoch: pos.epoch, step: pos.step, checkpoint: files.checkpoint });
           throw new Interrupted(dir, files.checkpoint);
         }
       }
       const seconds = Number(process.hrtime.bigint() - epochStart) / 1e9;
-      // The saved best weights carry the statistics recalibrated here, so the test (and `eval`) use them too.
-      if (recal) await recalibrateBn(model, recal.epoch(0));
-      const v = await evaluateModel(model, val, { gates: gated });
-      const best = v.acc > pos.bestAcc;
-      const entry: EpochLog = {
-        epoch: pos.epoch + 1, steps: train.numBatches, lr: opt.groups[0].lr, trainLoss: pos.lossSum / pos.seen, trainAcc: pos.correct / pos.seen,
-        valLoss: v.loss, valAcc: v.acc, imagesPerSec: epochImages / seconds, seconds, time: new Date().toISOString(),
-        ...(v.gates ? { gates: gateLearning(v.gates, model.weightDrift()) } : {}),
-      };
-      // Order matters for kill safety: best weights, then the checkpoint that says they are best, then the log.
-      if (best) {
-        saveSafetensors(model, files.model, { 'adafilter.arch': config.arch });
-        pos.bestAcc = v.acc; pos.bestLoss = v.loss; pos.bestEpoch = pos.epoch + 1;
-      }
       const next: Position = { ...pos, epoch: pos.epoch + 1, step: 0, lossSum: 0, correct: 0, seen: 0 };
-      saveCheckpoint(files.checkpoint, model, opt, next);
-      appendLine(files.log, JSON.stringify(entry));
-      opts.onEvent?.({ type: 'epoch', epoch: pos.epoch + 1, epochs: o.epochs, trainLoss: entry.trainLoss, trainAcc: entry.trainAcc, valLoss: v.loss, valAcc: v.acc, best, seconds, imagesPerSec: entry.imagesPerSec });
+      // Small sets run many short epochs: validation (and with it the checkpoint and the log line) every
+      // validateEvery epochs and after the last. A kill in between resumes from the last validation.
+      if (last || (pos.epoch + 1) % budget.validateEvery === 0) {
+        // The saved best weights carry the statistics recalibrated here, so the test (and `eval`) use them too.
+        if (recal) await recalibrateBn(model, recal.epoch(0));
+        const v = await evaluateModel(model, val, { gates: gated });
+        const best = v.acc > pos.bestAcc;
+        const entry: EpochLog = {
+          epoch: pos.epoch + 1, steps: epochSteps, lr: opt.groups[0].lr, trainLoss: pos.lossSum / pos.seen, trainAcc: pos.correct / pos.seen,
+          valLoss: v.loss, valAcc: v.acc, imagesPerSec: epochImages / seconds, seconds, time: new Date().toISOString(),
+          ...(v.gates ? { gates: gateLearning(v.gates, model.weightDrift()) } : {}),
+        };
+        // Order matters for kill safety: best weights, then the checkpoint that says they are best, then the log.
+        if (best) {
+          saveSafetensors(model, files.model, { 'adafilter.arch': config.arch });
+          next.bestAcc = v.acc; next.bestLoss = v.loss; next.bestEpoch = pos.epoch + 1;
+        }
+        saveCheckpoint(files.checkpoint, model, opt, next);
+        appendLine(files.log, JSON.stringify(entry));
+        opts.onEvent?.({ type: 'epoch', epoch: pos.epoch + 1, epochs: budget.epochs, trainLoss: entry.trainLoss, trainAcc: entry.trainAcc, valLoss: v.loss, valAcc: v.acc, best, seconds, imagesPerSec: entry.imagesPerSec });
+      } else if (opts.signal?.aborted) {
+        saveCheckpoint(files.checkpoint, model, opt, next);
+      }
       pos = { ...next, epoch: pos.epoch };
-      if (opts.signal?.aborted && pos.epoch + 1 < o.epochs) {
+      if (opts.signal?.aborted && !last) {
         opts.onEvent?.({ type: 'interrupted', epoch: pos.epoch + 1, step: 0, checkpoint: files.checkpoint });
         throw new Interrupted(dir, files.checkpoint);
       }
@@ -256,7 +271,7 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
     const t = await evaluateModel(model, test, { gates: true });
     opts.onEvent?.({ type: 'test', acc: t.acc, loss: t.loss });
     const result: RunResult = {
-      method: o.method, backbone: o.backbone, arch: config.arch, data: o.data, seed: o.seed, epochs: o.epochs,
+      method: o.method, backbone: o.backbone, arch: config.arch, data: o.data, seed: o.seed, epochs: budget.epochs,
       bestEpoch: pos.bestEpoch, val: { acc: pos.bestAcc, loss: pos.bestLoss },
       test: { acc: t.acc, loss: t.loss, examples: t.examples, perClass: t.perClass }, gates: t.gates,
       params: model.parameterCounts(), trainSeconds: pos.trainSeconds, dir,
