@@ -65,11 +65,19 @@ export async function openFeatureModel(spec: string, ds: Dataset): Promise<Featu
   };
 }
 
-/** One layer's pooled outputs: `rows` × `dim`, row-major, float64. */
+/**
+ * How a block output [N, C, H, W] becomes a representation per image: `mean` averages over H×W
+ * (C features, all rows kept); `flat` keeps every position (C·H·W features), of which only each
+ * batch's Gram matrix is kept.
+ */
+export type Pooling = 'mean' | 'flat';
+
+/** One layer: `mean`: rows × dim features, row-major, float64; `flat`: one n×n Gram matrix per batch. */
 export interface LayerFeatures {
   name: string;
   dim: number;
   data: Float64Array;
+  grams: { n: number; data: Float64Array }[];
 }
 
 export interface Features {
@@ -87,13 +95,14 @@ function moduleAt(root: Module, name: string): Module {
 }
 
 /**
- * Runs `model` (evaluation mode, no gradient) on the first `images` images of `batches` and keeps the
- * global average over H×W of each named block's output: [images, channels] per layer. The blocks'
+ * Runs `model` (evaluation mode, no gradient) on the first `images` images of `batches` and keeps
+ * each named block's output, pooled by `pool`: [images, channels] per layer. The blocks'
  * own forward is wrapped while this runs, so any method's model works unchanged.
  */
-export async function blockFeatures(m: FeatureModel, names: string[], batches: AsyncIterable<Batch>, images: number): Promise<Features> {
+export async function blockFeatures(m: FeatureModel, names: string[], batches: AsyncIterable<Batch>, images: number, pool: Pooling = 'mean'): Promise<Features> {
   const taps = names.map((n) => ({ name: n, module: moduleAt(m.root, n) }));
   const rows: Float64Array[][] = taps.map(() => []);
+  const grams: { n: number; data: Float64Array }[][] = taps.map(() => []);
   const dims = taps.map(() => 0);
   const labels: number[] = [];
   const originals = taps.map((t) => Object.getOwnPropertyDescriptor(t.module, 'forward'));
@@ -103,6 +112,13 @@ export async function blockFeatures(m: FeatureModel, names: string[], batches: A
     (t.module as { forward: (x: Tensor) => Tensor }).forward = (x: Tensor) => {
       const y = forward(x);
       if (y.ndim !== 4) throw new Error(`internal: block ${t.name} gave a ${y.ndim}-d output`);
+      if (pool === 'flat') {
+        const f = y.narrow(0, 0, take).reshape(take, -1).to('float64');
+        dims[i] = f.shape[1];
+        grams[i].push({ n: take, data: f.matmul(f.t()).contiguous().data() as Float64Array });
+        rows[i].push(new Float64Array(0));
+        return y;
+      }
       const pooled = y.mean([2, 3]).to('float64').narrow(0, 0, take);
       dims[i] = pooled.shape[1];
       rows[i].push(pooled.contiguous().data() as Float64Array);
@@ -129,10 +145,10 @@ export async function blockFeatures(m: FeatureModel, names: string[], batches: A
     });
   }
   const layers = taps.map((t, i) => {
-    const data = new Float64Array(labels.length * dims[i]);
+    const data = new Float64Array(pool === 'flat' ? 0 : labels.length * dims[i]);
     let at = 0;
     for (const r of rows[i]) { data.set(r, at); at += r.length; }
-    return { name: t.name, dim: dims[i], data };
+    return { name: t.name, dim: dims[i], data, grams: grams[i] };
   });
   return { rows: labels.length, labels: Int32Array.from(labels), layers };
 }

@@ -10,12 +10,12 @@ import { openDataset } from '../data/registry';
 import { createLoader, Loader } from '../data/loader';
 import { InputError } from '../errors';
 import { readRunConfig } from '../train/run-folder';
-import { blockFeatures, FeatureModel, Features, isRunFolder, openFeatureModel } from './features';
-import { debiasedCka, linearCka, svcca } from './similarity';
+import { blockFeatures, FeatureModel, Features, isRunFolder, openFeatureModel, Pooling } from './features';
+import { MinibatchCka, debiasedCka, linearCka, svcca } from './similarity';
 
 export * from './similarity';
 export { blockFeatures, openFeatureModel, isRunFolder } from './features';
-export type { FeatureModel, Features, LayerFeatures } from './features';
+export type { FeatureModel, Features, LayerFeatures, Pooling } from './features';
 
 export type SimilarityMetric = 'cka' | 'svcca';
 
@@ -30,6 +30,10 @@ export interface SimilarityOptions {
   layers?: string[];
   /** Split seed; default the run's (A's, else B's), else 0. */
   seed?: number;
+  /** mean (default): average over H×W, all images at once; flat: every position, minibatch CKA over the batches (cka only). */
+  pool?: Pooling;
+  /** Images per batch (flat: the minibatch of minibatch CKA). Default 50. */
+  batch?: number;
   /** SVCCA: variance fraction kept by the SVD step (default 0.99). */
   keep?: number;
   threads?: number;
@@ -37,8 +41,9 @@ export interface SimilarityOptions {
 
 export interface LayerSimilarity {
   name: string;
-  channelsA: number;
-  channelsB: number;
+  /** Features per image on each side: channels (pool mean) or C·H·W (pool flat). */
+  widthA: number;
+  widthB: number;
   /** Linear CKA and its debiased form (metric cka). */
   cka?: number | null;
   ckaDebiased?: number | null;
@@ -55,7 +60,9 @@ export interface SimilarityResult {
   split: string;
   images: number;
   metric: SimilarityMetric;
-  pool: 'mean';
+  pool: Pooling;
+  /** Batches averaged over (pool flat). */
+  batches?: number;
   layers: LayerSimilarity[];
 }
 
@@ -85,6 +92,11 @@ export async function analyzeSimilarity(specA: string, specB: string, o: Similar
   if (split !== 'val' && split !== 'train') throw new InputError(`--split: expected val or train, got '${split}'`);
   const images = o.images ?? 500;
   if (!Number.isInteger(images) || images < 4) throw new InputError(`--images: expected an integer >= 4, got ${images}`);
+  const pool = o.pool ?? 'mean';
+  if (pool !== 'mean' && pool !== 'flat') throw new InputError(`--pool: expected mean or flat, got '${pool}'`);
+  if (pool === 'flat' && metric !== 'cka') throw new InputError('--pool flat works with --metric cka only (CCA of C·H·W directions needs far more images than any run has)');
+  const batch = o.batch ?? 50;
+  if (!Number.isInteger(batch) || batch < 4) throw new InputError(`--batch: expected an integer >= 4, got ${batch}`);
   if (o.threads) setNumThreads(o.threads);
   // A run's own split settings re-derive its validation images (which it never trained on).
   const runDir = [specA, specB].find(isRunFolder);
@@ -103,21 +115,31 @@ export async function analyzeSimilarity(specA: string, specB: string, o: Similar
     const features: Features[] = [];
     for (const m of opened) {
       // Each model gets its own preprocessing of the same images, in the split's fixed order.
-      const loader = await createLoader(ds, { split, batch: 50, transform: m.transform, shuffle: false, workers: 0 });
+      const loader = await createLoader(ds, { split, batch, transform: m.transform, shuffle: false, workers: 0 });
       loaders.push(loader);
-      features.push(await blockFeatures(m, names, loader.epoch(0), images));
+      features.push(await blockFeatures(m, names, loader.epoch(0), images, pool));
     }
     const [fa, fb] = features;
     if (fa.rows !== fb.rows || fa.labels.some((y, i) => y !== fb.labels[i])) throw new Error('internal: the two models did not see the same images');
     const layers = names.map((name, i): LayerSimilarity => tidy(() => {
       const la = fa.layers[i], lb = fb.layers[i];
+      const base = { name, widthA: la.dim, widthB: lb.dim };
+      if (pool === 'flat') {
+        const mb = new MinibatchCka();
+        // A last batch under 4 images has no unbiased estimate; it is left out of both sides alike.
+        la.grams.forEach((g, j) => {
+          if (g.n >= 4) mb.addGrams(fromTyped(g.data, 'float64', [g.n, g.n]), fromTyped(lb.grams[j].data, 'float64', [g.n, g.n]));
+        });
+        const r = mb.result();
+        return { ...base, cka: finite(r.cka), ckaDebiased: finite(r.ckaDebiased) };
+      }
       const x = fromTyped(la.data, 'float64', [fa.rows, la.dim]), y = fromTyped(lb.data, 'float64', [fb.rows, lb.dim]);
-      const base = { name, channelsA: la.dim, channelsB: lb.dim };
       if (metric === 'cka') return { ...base, cka: finite(linearCka(x, y)), ckaDebiased: finite(debiasedCka(x, y)) };
       const s = svcca(x, y, { keep: o.keep });
       return { ...base, svcca: s.svcca, dimsA: s.dimsX, dimsB: s.dimsY };
     }));
-    return { a: specA, b: specB, data: o.data, split, images: fa.rows, metric, pool: 'mean', layers };
+    const batches = pool === 'flat' ? fa.layers[0]?.grams.filter((g) => g.n >= 4).length ?? 0 : undefined;
+    return { a: specA, b: specB, data: o.data, split, images: fa.rows, metric, pool, ...(batches !== undefined ? { batches } : {}), layers };
   } finally {
     await Promise.all(loaders.map((l) => l.close()));
     for (const m of opened) m.dispose();

@@ -116,3 +116,55 @@ export function svcca(x: Tensor, y: Tensor, o: { keep?: number } = {}): SvccaRes
     return { svcca: rho.reduce((a, b) => a + b, 0) / rho.length, dimsX: ux.shape[1], dimsY: uy.shape[1], correlations: rho };
   });
 }
+
+/** The biased HSIC estimator tr(KHLH)/(n−1)², H the centring matrix (what linear CKA normalises). */
+export function hsicBiased(k: Tensor, l: Tensor): number {
+  const n = k.shape[0];
+  if (k.ndim !== 2 || k.shape[1] !== n || l.ndim !== 2 || l.shape[0] !== n || l.shape[1] !== n) {
+    throw new InputError(`hsicBiased: expected two n×n Gram matrices, got [${k.shape}] and [${l.shape}]`);
+  }
+  return tidy(() => {
+    const center = (g: Tensor) => {
+      const d = g.to('float64');
+      return d.sub(d.mean([0], true)).sub(d.mean([1], true)).add(d.mean());
+    };
+    return center(k).mul(center(l)).sum().item() / ((n - 1) * (n - 1));
+  });
+}
+
+/**
+ * Minibatch CKA (Nguyen, Raghu, Kornblith 2021): HSIC estimates averaged over batches of the same
+ * inputs, then normalised, CKA = mean HSIC(K, L) / √(mean HSIC(K, K) · mean HSIC(L, L)). Only each
+ * batch's b×b Gram matrices are needed, so representations too wide to keep for every input (a
+ * spatially flattened conv output) can be compared. With the unbiased estimator the average is an
+ * unbiased estimate whatever the batch size; the biased one depends on it.
+ */
+export class MinibatchCka {
+  #sums = { biased: [0, 0, 0], unbiased: [0, 0, 0] };
+  batches = 0;
+
+  /** One batch: Gram matrices of the two representations of the same b ≥ 4 inputs. */
+  addGrams(k: Tensor, l: Tensor): void {
+    if (k.shape[0] < 4) throw new InputError(`minibatch CKA: batches need at least 4 inputs, got ${k.shape[0]}`);
+    for (const [kind, f] of [['biased', hsicBiased], ['unbiased', hsicUnbiased]] as const) {
+      const s = this.#sums[kind];
+      s[0] += f(k, l); s[1] += f(k, k); s[2] += f(l, l);
+    }
+    this.batches++;
+  }
+
+  /** One batch of features [b, p] and [b, q]. */
+  add(x: Tensor, y: Tensor): void {
+    checkPair(x, y, 4);
+    tidy(() => {
+      const xd = x.to('float64'), yd = y.to('float64');
+      this.addGrams(xd.matmul(xd.t()), yd.matmul(yd.t()));
+    });
+  }
+
+  /** Biased and debiased minibatch CKA (NaN before any batch). */
+  result(): { cka: number; ckaDebiased: number } {
+    const r = (s: number[]) => s[0] / Math.sqrt(s[1] * s[2]);
+    return { cka: r(this.#sums.biased), ckaDebiased: r(this.#sums.unbiased) };
+  }
+}

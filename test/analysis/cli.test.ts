@@ -7,7 +7,7 @@ import { SMALL, cli, tmpDir } from '../train/helpers';
 const DATA = ['--data', 'quickdraw:300-302'];
 const names = ['layer1.0', 'layer1.1', 'layer1.2', 'layer2.0', 'layer2.1', 'layer2.2', 'layer3.0', 'layer3.1', 'layer3.2'];
 
-interface Layer { name: string; cka: number; ckaDebiased: number; svcca: number; channelsA: number; channelsB: number }
+interface Layer { name: string; cka: number; ckaDebiased: number; svcca: number; widthA: number; widthB: number }
 
 function analyze(...args: string[]): { layers: Layer[]; images: number } {
   const r = cli('analyze', 'similarity', ...args, ...DATA, '--threads', '1', '--json');
@@ -39,8 +39,18 @@ test('analyze similarity: a run against itself is 1 everywhere; against its own 
 
   const gated = analyze(ft, af);
   assert.deepEqual(gated.layers.map((l) => l.name), names);
-  assert.deepEqual(gated.layers.map((l) => l.channelsB), [16, 16, 16, 32, 32, 32, 64, 64, 64]);
+  assert.deepEqual(gated.layers.map((l) => l.widthB), [16, 16, 16, 32, 32, 32, 64, 64, 64]);
   for (const l of gated.layers) assert.ok(l.cka > 0 && l.cka <= 1 + 1e-12, `${l.name}: ${l.cka}`);
+
+  const flat = cli('analyze', 'similarity', ft, ft, ...DATA, '--threads', '1', '--pool', 'flat', '--batch', '8', '--json');
+  assert.equal(flat.status, 0, flat.stderr);
+  const f = JSON.parse(flat.stdout);
+  assert.equal(f.pool, 'flat');
+  assert.ok(f.batches >= 1);
+  assert.equal(f.layers[0].widthA, 16 * 32 * 32, 'every position of a 16×32×32 output');
+  for (const l of f.layers as Layer[]) assert.ok(Math.abs(l.cka - 1) < 1e-9 && Math.abs(l.ckaDebiased - 1) < 1e-9, `${l.name} flat: ${l.cka} / ${l.ckaDebiased}`);
+  const flatMoved = analyze('resnet20', ft, '--pool', 'flat', '--batch', '8');
+  for (const l of flatMoved.layers) assert.ok(l.cka < 1 - 1e-9, `${l.name}: flattened outputs moved too`);
 
   const table = cli('analyze', 'similarity', ft, 'resnet20', ...DATA, '--threads', '1', '--layers', 'layer1.0,layer3.2');
   assert.equal(table.status, 0, table.stderr);
@@ -60,6 +70,8 @@ test('analyze similarity: bad input is one line on stderr and exit 2', () => {
     [['similarity', 'resnet20', 'resnet99', ...DATA], /resnet99/],
     [['nearness', 'a', 'b', ...DATA], /unknown analysis 'nearness'/],
     [['similarity', 'resnet20', 'resnet20', ...DATA, '--split', 'test'], /--split: expected val or train/],
+    [['similarity', 'resnet20', 'resnet20', ...DATA, '--pool', 'flat', '--metric', 'svcca'], /--pool flat works with --metric cka only/],
+    [['similarity', 'resnet20', 'resnet20', ...DATA, '--pool', 'max'], /--pool: expected mean or flat/],
   ];
   for (const [args, re] of cases) {
     const r = cli('analyze', ...args, '--threads', '1');

@@ -11,7 +11,7 @@ import { manualSeed, randn } from '../../src/engine/random';
 import { tensor } from '../../src/engine/creation';
 import { setNumThreads } from '../../src/engine/runtime';
 import { svd } from '../../src/nn/functional';
-import { debiasedCka, hsicUnbiased, linearCka, svcca } from '../../src/analysis/similarity';
+import { MinibatchCka, debiasedCka, hsicUnbiased, linearCka, svcca } from '../../src/analysis/similarity';
 import { InputError } from '../../src/errors';
 
 setNumThreads(1);
@@ -122,4 +122,24 @@ test('linear CKA, debiased CKA and SVCCA agree with the numpy reference', { skip
     assert.equal(s.dimsY, ref[i].dimsY, `case ${i} directions kept on Y`);
     close(s.svcca, ref[i].svcca, 1e-8, `case ${i} SVCCA`);
   });
+});
+
+test('minibatch CKA: one batch is the full-set CKA; several batches agree with the numpy reference', { skip: noNumpy }, () => {
+  manualSeed(7);
+  const x = randn([60, 30], f64), y = related(x, 12, 2);
+  const one = new MinibatchCka();
+  one.add(x, y);
+  close(one.result().cka, linearCka(x, y), 1e-12, 'one batch, biased');
+  close(one.result().ckaDebiased, debiasedCka(x, y), 1e-12, 'one batch, debiased');
+  const mb = new MinibatchCka();
+  for (let i = 0; i < 60; i += 15) mb.add(x.narrow(0, i, 15), y.narrow(0, i, 15));
+  assert.equal(mb.batches, 4);
+  assert.throws(() => mb.add(x.narrow(0, 0, 3), y.narrow(0, 0, 3)), InputError);
+  const input = JSON.stringify({ cases: [{ n: 60, x: x.toArray(), y: y.toArray(), keep: 0.99, batch: 15 }] });
+  const r = spawnSync(PYTHON, [path.join(ROOT, 'test', 'reference', 'similarity.py')], { input, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const ref = JSON.parse(r.stdout).results[0];
+  close(mb.result().cka, ref.mbCka, 1e-10, 'minibatch CKA');
+  close(mb.result().ckaDebiased, ref.mbCkaDebiased, 1e-10, 'minibatch debiased CKA');
+  assert.ok(Math.abs(mb.result().cka - linearCka(x, y)) > 1e-3, 'batching changes the biased estimate (the comparison is not trivial)');
 });

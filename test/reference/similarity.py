@@ -5,6 +5,8 @@ Usage: /usr/bin/python3 test/reference/similarity.py < cases.json > results.json
     cases.json: {"cases": [{"n": N, "x": [...], "y": [...], "keep": 0.99}, ...]}, x and y row-major
     [N, p] and [N, q] (flat or nested lists)
     results.json: {"results": [{"cka", "ckaDebiased", "svcca", "dimsX", "dimsY"}, ...]}
+    A case with "batch": B also gets "mbCka" and "mbCkaDebiased": minibatch CKA (Nguyen et al.
+    2021) over consecutive batches of B rows, HSIC averaged over batches, then normalised.
 
 Written independently of the TypeScript: the debiased CKA uses Kornblith et al.'s U-centring of
 the Gram matrix (their notebook's center_gram(unbiased=True)), where the TypeScript uses Song et
@@ -39,6 +41,19 @@ def cka(x, y, unbiased):
     return float(gx.ravel() @ gy.ravel() / (np.linalg.norm(gx) * np.linalg.norm(gy)))
 
 
+def minibatch_cka(x, y, b):
+    sums = {False: np.zeros(3), True: np.zeros(3)}
+    for i in range(0, x.shape[0], b):
+        k, l = x[i:i + b] @ x[i:i + b].T, y[i:i + b] @ y[i:i + b].T
+        n = k.shape[0]
+        for unbiased in (False, True):
+            # U-centred dot products are Song et al.'s unbiased HSIC times n(n-3).
+            scale = n * (n - 3) if unbiased else (n - 1) ** 2
+            gk, gl = center_gram(k, unbiased), center_gram(l, unbiased)
+            sums[unbiased] += np.array([gk.ravel() @ gl.ravel(), gk.ravel() @ gk.ravel(), gl.ravel() @ gl.ravel()]) / scale
+    return [float(s[0] / np.sqrt(s[1] * s[2])) for s in (sums[False], sums[True])]
+
+
 def svd_reduce(x, keep):
     x = x - x.mean(0)
     _, s, vt = np.linalg.svd(x, full_matrices=False)
@@ -71,7 +86,10 @@ def main():
         x = np.array(c["x"], dtype=np.float64).reshape(c["n"], -1)
         y = np.array(c["y"], dtype=np.float64).reshape(c["n"], -1)
         s, dx, dy = svcca(x, y, c.get("keep", 0.99))
-        out.append({"cka": cka(x, y, False), "ckaDebiased": cka(x, y, True), "svcca": s, "dimsX": dx, "dimsY": dy})
+        r = {"cka": cka(x, y, False), "ckaDebiased": cka(x, y, True), "svcca": s, "dimsX": dx, "dimsY": dy}
+        if "batch" in c:
+            r["mbCka"], r["mbCkaDebiased"] = minibatch_cka(x, y, c["batch"])
+        out.append(r)
     json.dump({"results": out}, sys.stdout)
 
 
