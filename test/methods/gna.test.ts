@@ -193,3 +193,20 @@ test('calibration groups filters whose responses are correlated across images (t
   assert.equal(new Set(stem.groups).size, 8);
   g.dispose();
 });
+
+test('a gna run with ratio 1 ends with finetune\'s weights: calibration leaves the model as it found it', async () => {
+  const base = tmpDir('gna-ft');
+  const o = { ...SMALL_API, epochs: 1 };
+  await fineTune({ ...o, method: 'finetune', out: path.join(base, 'ft') });
+  await fineTune({ ...o, method: 'gna', methodOptions: { ratio: 1, images: 12 }, out: path.join(base, 'gna') });
+  const ft = loadRun(path.join(base, 'ft')).model, g = loadRun(path.join(base, 'gna')).model;
+  const ref = ft.stateDict();
+  let compared = 0;
+  for (const [k, t] of g.stateDict()) {
+    if (k.endsWith('.group')) continue;
+    assert.deepEqual(t.toArray(), ref.get(k)!.toArray(), k);
+    compared++;
+  }
+  assert.equal(compared, ref.size, 'every finetune tensor compared (BN running statistics included)');
+  ft.dispose(); g.dispose();
+});
