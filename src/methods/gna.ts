@@ -9,7 +9,10 @@
 import { aten, Tensor } from '../engine/tensor';
 import { noGrad, isGradEnabled } from '../engine/autograd';
 import { fromTyped, full } from '../engine/creation';
-import { tidy } from '../engine/scope';
+import { keep, tidy } from '../engine/scope';
+import { manualSeed } from '../engine/random';
+import { SGD } from '../optim/sgd';
+import { SearchController, reinforce } from './gna-search';
 import { Module, StateDict } from '../nn/module';
 import { Buffer, Parameter } from '../nn/parameter';
 import { Conv2d } from '../nn/conv';
@@ -30,11 +33,21 @@ export interface GnaOptions {
   layers: GateLayers;
   /** Training images whose responses are clustered. */
   images: number;
-  /** Seed of k-means++. */
+  /** Seed of k-means++ (and of the search). */
   seed: number;
+  /** 'none': `ratio` for every layer; 'rl': per-layer ratios from `searchChoices` by REINFORCE (costly, see docs). */
+  search: 'none' | 'rl';
+  searchChoices: number[];
+  /** Controller samples; each costs a short fine-tuning run of `searchSteps` steps. */
+  searchEpisodes: number;
+  searchSteps: number;
+  searchLr: number;
 }
 
-export const gnaDefaults: GnaOptions = { ratio: 0.5, layers: 'all', images: 256, seed: 0 };
+export const gnaDefaults: GnaOptions = {
+  ratio: 0.5, layers: 'all', images: 256, seed: 0,
+  search: 'none', searchChoices: [0.125, 0.25, 0.5, 1], searchEpisodes: 20, searchSteps: 20, searchLr: 0.01,
+};
 
 /**
  * Seeded k-means++ (Arthur & Vassilvitskii 2007) then Lloyd iterations on the rows of `points`
@@ -238,36 +251,116 @@ export class GnaModel extends MethodModel {
    */
   override async calibrate(batches: AsyncIterable<Batch>): Promise<void> {
     const wasTraining = this.training;
+    const o = this.options;
     this.eval();
     for (const l of this.layers) l.conv.capture = [];
+    // The search trains on some of these images and scores on the rest: it keeps them.
+    const kept: Batch[] = [];
     let seen = 0;
     try {
       for await (const b of batches) {
-        const take = Math.min(b.y.length, this.options.images - seen);
+        const take = Math.min(b.y.length, o.images - seen);
         if (take <= 0) break;
         tidy(() => noGrad(() => { this.forward(inputsOf(b).narrow(0, 0, take)); }));
+        if (o.search === 'rl') kept.push(take === b.y.length ? b : { ...b, x: b.x.slice(0, b.x.length / b.y.length * take), y: b.y.slice(0, take), shape: [take, ...b.shape.slice(1)] as Batch['shape'] });
         seen += take;
-        if (seen >= this.options.images) break;
+        if (seen >= o.images) break;
       }
       if (seen < 2) throw new InputError(`gna: calibration needs at least 2 training images, got ${seen}`);
-      this.layers.forEach((l, i) => {
+      const points = this.layers.map((l) => {
         const c = l.conv.outChannels;
-        const k = Math.min(c, Math.ceil(this.options.ratio * c - 1e-9));
-        const groups = tidy(() => {
+        return tidy(() => {
           const parts = l.conv.capture!.map((a) => fromTyped(a, 'float64', [a.length / c, c]));
           const r = aten('aten::cat', '', [parts, 0]) as Tensor;
           const std = r.std([0], { unbiased: false, keepdim: true });
           // A filter that never varies (dead) has no pattern to correlate: it joins the zero vector.
           const z = r.sub(r.mean([0], true)).div(std.clamp(1e-12)).mul(std.gt(1e-12).to('float64'));
-          return kmeans(z.t(), k, this.options.seed + i);
+          return keep(z.t().contiguous());
         });
-        l.conv.setGroups(groups);
       });
+      const cache = new Map<string, Int32Array>();
+      const groupsAt = (i: number, ratio: number) => {
+        const key = `${i}:${ratio}`;
+        if (!cache.has(key)) {
+          const c = this.layers[i].conv.outChannels;
+          cache.set(key, kmeans(points[i], Math.min(c, Math.ceil(ratio * c - 1e-9)), o.seed + i));
+        }
+        return cache.get(key)!;
+      };
+      try {
+        let ratios = this.layers.map(() => o.ratio);
+        if (o.search === 'rl') ratios = this.searchRatios(kept, groupsAt);
+        this.layers.forEach((l, i) => l.conv.setGroups(groupsAt(i, ratios[i])));
+      } finally {
+        for (const p of points) p.dispose();
+      }
     } finally {
       for (const l of this.layers) l.conv.capture = null;
       this.train(wasTraining);
     }
   }
+
+  /** The last search's episodes (search 'rl'), in memory only; the chosen grouping is in the state dict. */
+  searchHistory: { ratios: number[]; reward: number }[] | null = null;
+
+  /**
+   * Per-layer ratios by REINFORCE (gna-search.ts). Reward of a choice: the calibration images split
+   * by seed into two thirds for `searchSteps` SGD steps (momentum 0.9, lr `searchLr`, the run's weight
+   * decay) and one third for validation accuracy; every parameter and buffer is put back after each
+   * short run, so the search leaves only the grouping behind.
+   */
+  private searchRatios(kept: Batch[], groupsAt: (i: number, ratio: number) => Int32Array): number[] {
+    const o = this.options;
+    const choices = o.searchChoices;
+    const images = kept.flatMap((b) => Array.from(b.y, (_, j) => ({ b, j })));
+    if (images.length < 6) throw new InputError(`gna: search needs at least 6 calibration images, got ${images.length}`);
+    new Rng(o.seed, 0x646576).shuffle(images);
+    const cut = Math.ceil(images.length * 2 / 3);
+    const toTensors = (part: typeof images) => {
+      const [, c, h, w] = part[0].b.shape, px = c * h * w;
+      const x = new Float32Array(part.length * px);
+      part.forEach(({ b, j }, i) => x.set(b.x.subarray(j * px, (j + 1) * px), i * px));
+      return { x: fromTyped(x, 'float32', [part.length, c, h, w]), y: fromTyped(BigInt64Array.from(part, ({ b, j }) => BigInt(b.y[j])), 'int64', [part.length]) };
+    };
+    const train = toTensors(images.slice(0, cut)), val = toTensors(images.slice(cut));
+    const snapshot = new Map([...this.stateDict()].map(([k, t]) => [k, keep(noGrad(() => t.detach().clone()))]));
+    const decay = this.#weightDecay;
+    const controller = new SearchController(choices.length, this.layers.length);
+    try {
+      let episode = 0;
+      const reward = (actions: number[]): number => {
+        this.layers.forEach((l, i) => l.conv.setGroups(groupsAt(i, choices[actions[i]])));
+        const opt = new SGD(this.paramGroups({ lr: o.searchLr, weightDecay: decay ?? 5e-4 }), { lr: o.searchLr, momentum: 0.9 });
+        try {
+          manualSeed(o.seed * 7919 + episode++);
+          this.train();
+          const n = train.y.shape[0], batch = Math.min(16, n);
+          for (let s = 0; s < o.searchSteps; s++) {
+            const start = (s * batch) % n, len = Math.min(batch, n - start);
+            tidy(() => {
+              opt.zeroGrad();
+              this.loss(this.forward(train.x.narrow(0, start, len)), train.y.narrow(0, start, len)).backward();
+              opt.step();
+            });
+          }
+          this.eval();
+          return noGrad(() => tidy(() => this.forward(val.x).argmax(1).eq(val.y).to('float64').mean().item()));
+        } finally {
+          opt.dispose();
+          this.loadStateDict(snapshot);
+          this.#weightDecay = decay;
+        }
+      };
+      const { best, history } = reinforce(controller, reward, { episodes: o.searchEpisodes, seed: o.seed });
+      this.searchHistory = history.map((h) => ({ ratios: h.actions.map((a) => choices[a]), reward: h.reward }));
+      return best.actions.map((a) => choices[a]);
+    } finally {
+      controller.dispose();
+      for (const t of [...snapshot.values(), train.x, train.y, val.x, val.y]) t.dispose();
+      for (const p of this.parameters()) p.grad = null; // the run's first step starts from no gradient
+    }
+  }
+
 
   /** Whether every grouped layer has its groups (calibrated, or loaded from a run). */
   get calibrated(): boolean {
@@ -296,6 +389,17 @@ export const gna: Method<GnaOptions> = {
     if (!Number.isInteger(o.images) || o.images < 2) throw new InputError(`gna: images must be an integer >= 2, got ${JSON.stringify(o.images)}`);
     if (!Number.isInteger(o.seed) || o.seed < 0) throw new InputError(`gna: seed must be an integer >= 0, got ${JSON.stringify(o.seed)}`);
     if (typeof o.layers !== 'string') throw new InputError(`gna: layers must be all, blocks or last-N, got ${JSON.stringify(o.layers)}`);
+    if (o.search !== 'none' && o.search !== 'rl') throw new InputError(`gna: search must be none or rl, got ${JSON.stringify(o.search)}`);
+    // From the CLI a list arrives as "0.25,0.5".
+    const choices = typeof o.searchChoices === 'string' ? (o.searchChoices as string).split(',').map(Number) : o.searchChoices;
+    if (!Array.isArray(choices) || choices.length < 1 || !choices.every((r) => typeof r === 'number' && r > 0 && r <= 1)) {
+      throw new InputError(`gna: searchChoices must be ratios in (0, 1], got ${JSON.stringify(o.searchChoices)}`);
+    }
+    o.searchChoices = choices;
+    for (const k of ['searchEpisodes', 'searchSteps'] as const) {
+      if (!Number.isInteger(o[k]) || o[k] < 1) throw new InputError(`gna: ${k} must be an integer >= 1, got ${JSON.stringify(o[k])}`);
+    }
+    if (typeof o.searchLr !== 'number' || !(o.searchLr > 0)) throw new InputError(`gna: searchLr must be a positive number, got ${JSON.stringify(o.searchLr)}`);
     return new GnaModel(backbone, numClasses, o);
   },
 };
