@@ -40,6 +40,7 @@ export const bssDefaults: BssOptions = { k: 1, eta: 0.001 };
 
 export const bss: Method<BssOptions> = {
   name: 'bss',
+  evaluatesAsBackbone: true,
   description: 'finetune + eta·Σ of the k smallest squared singular values of the batch feature matrix',
   defaults: bssDefaults,
   apply(backbone, numClasses, options) {

@@ -16,6 +16,7 @@ export class FinetuneModel extends MethodModel {
 
 export const finetune: Method<Record<string, never>> = {
   name: 'finetune',
+  evaluatesAsBackbone: true,
   description: 'standard fine-tuning: all layers + new head',
   defaults: {},
   apply(backbone, numClasses, options) {

@@ -66,6 +66,7 @@ export const l2spDefaults: L2spOptions = { alpha: 0.01, beta: 0.01, include: 'al
 
 export const l2sp: Method<L2spOptions> = {
   name: 'l2sp',
+  evaluatesAsBackbone: true,
   description: 'finetune + alpha/2·‖w − w0‖² on the backbone + beta/2·‖head‖² (no weight decay)',
   defaults: l2spDefaults,
   apply(backbone, numClasses, options) {

@@ -129,6 +129,7 @@ function asBackbone(m: Module): ModelBackbone {
 
 export const linearProbe: Method<LinearProbeOptions> = {
   name: 'linear-probe',
+  evaluatesAsBackbone: true,
   description: 'new head only; backbone frozen, BN in eval (featuresFrom: cut after a block)',
   defaults: { featuresFrom: null },
   apply(backbone, numClasses, options) {

@@ -219,6 +219,11 @@ export interface Method<O extends object = Record<string, unknown>> {
    * method's validation search chose; 1 when absent).
    */
   readonly gateLrFactor?: number;
+  /**
+   * In evaluation the adapted model computes exactly the backbone's own forward pass (with the new
+   * head): its weights are a plain backbone (ONNX export, `models export --format safetensors`).
+   */
+  readonly evaluatesAsBackbone?: boolean;
   apply(backbone: Module, numClasses: number, options?: Partial<O>): MethodModel;
 }
 

@@ -9,6 +9,7 @@ import { noGrad } from '../../engine/autograd';
 import { tidy } from '../../engine/scope';
 import { Backbone } from '../../models/backbone';
 import { modelNames, modelSpec } from '../../models/registry';
+import { getMethod } from '../../methods/registry';
 import { saveSafetensors } from '../../io/safetensors';
 import { exportOnnx } from '../../io/onnx/export';
 import { nsfwjsMobileNetV2Dir } from '../../io/tfjs-import';
@@ -34,8 +35,6 @@ const usage = `usage: adafilter models list [--json]
   --normalize dataset|imagenet|none|MEAN,STD|M1,M2,M3,S1,S2,S3 records another.
   inspect lists a backbone's cut points (for train --method linear-probe --features-from BLOCK). export writes the run's evaluation forward pass as
   ONNX (input: the normalised image, see run.json's input.resolvedStats) or its weights.`;
-
-const PLAIN_METHODS = new Set(['finetune', 'linear-probe', 'l2sp', 'bss']);
 
 function countParams(m: Module): number {
   return m.parameters().reduce((a, p) => a + p.numel, 0);
@@ -279,7 +278,7 @@ async function exportCmd(argv: string[]): Promise<number> {
       const input: InputSpec = { size, channels: c.channels, normalize: c.input.resolvedStats };
       const extra = { 'adafilter.method': c.method, 'adafilter.classes': JSON.stringify(c.classes), 'adafilter.source': path.resolve(src) };
       // A probe cut at an inner block has no layers after it: its weights are not a whole backbone.
-      if (PLAIN_METHODS.has(c.method) && !c.methodOptions.featuresFrom) {
+      if (getMethod(c.method).evaluatesAsBackbone && !c.methodOptions.featuresFrom) {
         // These methods train the backbone itself: its bare weights (with the new head) are a backbone for --backbone.
         const bare = new Map([...run.model.stateDict()].filter(([k]) => k.startsWith('backbone.')).map(([k, t]) => [k.slice('backbone.'.length), t]));
         saveSafetensors(bare, file, metaOf(c.arch, c.archOptions, input, extra));

@@ -18,6 +18,7 @@ import { Dropout, Flatten, GlobalAvgPool, Identity, MaxPool2d, ReLU, ReLU6 } fro
 import { BasicBlock, Bottleneck, ResNet } from '../../models/resnet';
 import { InvertedResidual, MobileNetV2 } from '../../models/mobilenetv2';
 import { MethodModel } from '../../methods/method';
+import { getMethod } from '../../methods/registry';
 import { AdaFilterModel } from '../../methods/adafilter';
 import { GatedConv } from '../../methods/adafilter/gated-conv';
 import { RecurrentGate, StaticGate } from '../../methods/adafilter/gate';
@@ -33,8 +34,6 @@ export interface ExportOnnxOptions {
   graphName?: string;
 }
 
-/** The methods whose model computes exactly the backbone's forward pass in evaluation. */
-const PLAIN_METHODS = new Set(['finetune', 'linear-probe', 'l2sp', 'bss']);
 
 /** Builds the node list and initializers; value names are unique. */
 class GraphBuilder {
@@ -312,7 +311,7 @@ class Emitter {
         choice = this.g.one('ArgMax', [r], 'policy/choice', { axis: int(2), keepdims: int(0), select_last_index: int(0) });
       }
       this.spottune = { choice, force };
-    } else if (!PLAIN_METHODS.has(m.method)) {
+    } else if (!getMethod(m.method).evaluatesAsBackbone) {
       throw new InputError(`ONNX export: method '${m.method}' (${m.constructor.name}) is not supported`);
     }
     // A method model's forward is its head path on the backbone's features: the backbone's own forward.
