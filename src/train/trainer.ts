@@ -80,7 +80,8 @@ function gateLearning(g: GateStats, drift: { overall: number; layers: Record<str
 }
 
 function checkResumable(dir: string, saved: RunConfig, now: RunConfig): void {
-  const diffs = IDENTITY.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k]))
+  // A key a run folder lacks was added after that run was made: nothing to compare it with.
+  const diffs = IDENTITY.filter((k) => k in saved && JSON.stringify(saved[k]) !== JSON.stringify(now[k]))
     .map((k) => `${k} ${JSON.stringify(saved[k])} → ${JSON.stringify(now[k])}`);
   if (JSON.stringify(saved.classes) !== JSON.stringify(now.classes)) diffs.push(`classes differ (${saved.classes.length} → ${now.classes.length})`);
   if (JSON.stringify(saved.methodOptions) !== JSON.stringify(now.methodOptions)) diffs.push('method options differ');

@@ -12,6 +12,7 @@ import { describeBackbone, selectSites, GateLayers } from '../backbone';
 import { Method, MethodModel, ParamRole, resolveOptions } from '../method';
 import { GATE_MODES, GateMode, GateNoise, GateSource, RandomGate, RecurrentGate, StaticGate } from './gate';
 import { noGrad } from '../../engine/autograd';
+import { tidy } from '../../engine/scope';
 import { GateContext, GatedConv, SkipPaths } from './gated-conv';
 import { GateStatsCollector } from './stats';
 
@@ -166,7 +167,7 @@ export class AdaFilterModel extends MethodModel {
 
   /** ‖F − S‖ / ‖S‖ per gated layer (how far the fine-tuned filters moved), and over all of them. */
   override weightDrift(): { overall: number; layers: Record<string, number> } {
-    return noGrad(() => {
+    return noGrad(() => tidy(() => {
       let num = 0, den = 0;
       const layers: Record<string, number> = {};
       this.gated.forEach((g, i) => {
@@ -176,7 +177,7 @@ export class AdaFilterModel extends MethodModel {
         layers[this.gatedNames[i]] = Math.sqrt(d / s);
       });
       return { overall: Math.sqrt(num / den), layers };
-    });
+    }));
   }
 
   get gated(): GatedConv[] {
