@@ -31,3 +31,5 @@ export * as methods from './methods';
 export { applyMethod, methodNames, getMethod, MethodModel } from './methods';
 export { fineTune, evaluate, predict, compare, formatComparison, loadRun } from './train';
 export * as train from './train';
+export * as analysis from './analysis';
+export { analyzeSimilarity } from './analysis';
