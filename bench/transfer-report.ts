@@ -30,6 +30,11 @@ export function headline(s: TransferSummary): string {
       .map(([k, iv]) => `${k.slice('adafilter @ '.length)}: ${signed(iv.estimate)} [${signed(iv.lo)}, ${signed(iv.hi)}]`);
     return `**${s.profile}** (exploratory, one cell): AdaFilter − finetune test error in points, with 95% paired bootstrap intervals — ${parts.join('; ') || 'nothing finished'}.`;
   }
+  if (s.cells.length === 0) {
+    const chosen = Object.entries(s.chosen).flatMap(([b, ms]) => Object.entries(ms).map(([m, t]) =>
+      `${m} on ${b}: lr ${t.lr}${t.gateLr !== undefined ? `, gate lr ${t.gateLr}` : ''}${t.options ? ` (${Object.entries(t.options).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`));
+    return `**${s.profile}** (a validation search only, no test split read): chose ${chosen.join('; ')}.`;
+  }
   const iv = s.intervals.adafilter;
   const avg = s.tables.datasets.average.adafilter;
   if (!iv || avg?.value === null || avg === undefined) return `No AdaFilter/finetune pairs finished in the ${s.profile} profile.`;
