@@ -65,7 +65,7 @@ test("'st' gradient of the gate network equals finite differences of its surroga
   const tau = 0.7;
   const layers = [{ inChannels: 3, outChannels: 4 }, { inChannels: 4, outChannels: 5 }];
   const gate = new RecurrentGate(layers, { inputSize: 6, hiddenSize: 7, tau, initFraction: 0.5, detachInput: false }).to('float64');
-  gate.noise = { sample: false, scale: 0 };
+  gate.noiseScale = 0;
   const xs = [randn([3, 3, 4, 4], { dtype: 'float64' }), randn([3, 4, 2, 2], { dtype: 'float64' })];
   const ws = [randn([3, 4], { dtype: 'float64' }), randn([3, 5], { dtype: 'float64' })];
   const run = (soft: boolean): Tensor => {

@@ -137,13 +137,6 @@ export interface LayerGates {
   z: Tensor | null;
 }
 
-/** How the noise of a training pass is drawn (set by the method from the run's progress). */
-export interface GateNoise {
-  /** false: deterministic straight-through ('st'). */
-  sample: boolean;
-  /** Multiplier of the logistic noise (gumbel-anneal's schedule); 1 for plain gumbel. */
-  scale: number;
-}
 
 /** A source of gates for gated layer l, given that layer's input x [B, C_in, H, W]. */
 export interface GateSource extends Module {
@@ -168,10 +161,9 @@ export interface RecurrentGateOptions {
   detachInput: boolean;
 }
 
-/** A training-mode gate from logits z under the pass's noise setting. */
-function trainingGate(z: Tensor, tau: number, noise: GateNoise, draw: () => Tensor): Tensor {
-  if (!noise.sample || noise.scale <= 0) return gumbelSigmoidST(z, tau, null);
-  return gumbelSigmoidST(z, tau, draw(), noise.scale);
+/** A training-mode gate from logits z; noise is drawn only when its scale is above 0 ('st' has 0). */
+function trainingGate(z: Tensor, tau: number, noiseScale: number, draw: () => Tensor): Tensor {
+  return noiseScale > 0 ? gumbelSigmoidST(z, tau, draw(), noiseScale) : gumbelSigmoidST(z, tau, null);
 }
 
 /**
@@ -187,8 +179,11 @@ export class RecurrentGate extends Module implements GateSource {
   /** [W_ih, W_hh] and b_ih + b_hh for the oneDNN LSTM step of this pass (training only). */
   #stacked: { w: Tensor; b: Tensor | null } | null = null;
   readonly #noise: PassNoise;
-  /** Set by the method before each pass (its gate mode and the run's progress). */
-  noise: GateNoise = { sample: true, scale: 1 };
+  /**
+   * Multiplier of the training passes' logistic noise, set by the method from its gate mode and the
+   * run's progress: 0 deterministic straight-through, 1 Gumbel, in between gumbel-anneal.
+   */
+  noiseScale = 1;
 
   constructor(layers: GatedLayerShape[], readonly options: RecurrentGateOptions) {
     super();
@@ -238,7 +233,7 @@ export class RecurrentGate extends Module implements GateSource {
 
   gate(layer: number, x: Tensor, training: boolean): LayerGates {
     const z = this.logits(layer, x, training);
-    const g = training ? trainingGate(z, this.options.tau, this.noise, () => this.#noise.get(layer, z.size(0), z.dtype)) : hardGate(z);
+    const g = training ? trainingGate(z, this.options.tau, this.noiseScale, () => this.#noise.get(layer, z.size(0), z.dtype)) : hardGate(z);
     return { g, z };
   }
 
@@ -263,7 +258,8 @@ export class StaticGate extends Module implements GateSource {
   logits: Parameter[];
   #batch = 0;
   readonly #noise: PassNoise;
-  noise: GateNoise = { sample: true, scale: 1 };
+  /** As RecurrentGate's. */
+  noiseScale = 1;
 
   constructor(layers: GatedLayerShape[], readonly options: { tau: number; initFraction: number }) {
     super();
@@ -278,7 +274,7 @@ export class StaticGate extends Module implements GateSource {
   gate(layer: number, _x: Tensor, training: boolean): LayerGates {
     const c = this.logits[layer].size(0);
     const z = this.logits[layer].unsqueeze(0).expand(this.#batch, c);
-    const g = training ? trainingGate(z, this.options.tau, this.noise, () => this.#noise.get(layer, this.#batch, z.dtype)) : hardGate(z);
+    const g = training ? trainingGate(z, this.options.tau, this.noiseScale, () => this.#noise.get(layer, this.#batch, z.dtype)) : hardGate(z);
     return { g, z };
   }
 

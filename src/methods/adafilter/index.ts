@@ -10,7 +10,7 @@ import { Identity } from '../../nn/basic';
 import { InputError } from '../../errors';
 import { describeBackbone, selectSites, GateLayers } from '../backbone';
 import { Method, MethodModel, ParamRole, resolveOptions } from '../method';
-import { GATE_MODES, GateMode, GateNoise, GateSource, RandomGate, RecurrentGate, StaticGate } from './gate';
+import { GATE_MODES, GateMode, GateSource, RandomGate, RecurrentGate, StaticGate } from './gate';
 import { noGrad } from '../../engine/autograd';
 import { tidy } from '../../engine/scope';
 import { GateContext, GatedConv, SkipPaths } from './gated-conv';
@@ -134,11 +134,11 @@ export class AdaFilterModel extends MethodModel {
       }
     }
     this.applyTrainability();
-    this.#setNoise(o.gateMode === 'st' ? { sample: false, scale: 0 } : { sample: true, scale: 1 });
+    this.#setNoise(o.gateMode === 'st' ? 0 : 1);
   }
 
-  #setNoise(n: GateNoise): void {
-    if (this.gate instanceof RecurrentGate || this.gate instanceof StaticGate) this.gate.noise = n;
+  #setNoise(scale: number): void {
+    if (this.gate instanceof RecurrentGate || this.gate instanceof StaticGate) this.gate.noiseScale = scale;
   }
 
   /**
@@ -161,7 +161,7 @@ export class AdaFilterModel extends MethodModel {
       // Linear from 1 at the gate's first training step to 0 at annealEnd of the run; the step's
       // progress counts the step itself, so with annealEnd 1 the last step is noise-free.
       const end = Math.max(warm + 1, o.annealEnd * total);
-      this.#setNoise({ sample: true, scale: Math.min(1, Math.max(0, 1 - (step + 1 - warm) / (end - warm))) });
+      this.#setNoise(Math.min(1, Math.max(0, 1 - (step + 1 - warm) / (end - warm))));
     }
   }
 
