@@ -21,7 +21,6 @@ import { noGrad } from '../engine/autograd';
 import { tidy, keep } from '../engine/scope';
 import { BatchNorm2d, FrozenBatchNorm2d } from '../nn/batchnorm';
 import { Module } from '../nn/module';
-import { GatedBatchNorm } from '../methods/adafilter/gated-bn';
 import type { Batch } from '../data/loader';
 import { inputsOf } from './batch';
 
@@ -48,8 +47,7 @@ export async function recalibrateBn(model: Module, batches: AsyncIterable<Batch>
     var: keep(bn.running_var.clone()),
   })));
   model.eval();
-  // GatedBatchNorm normalises both paths itself in its fused form: it must be in training mode too.
-  for (const m of model.modules()) if (m instanceof BatchNorm2d || m instanceof GatedBatchNorm) m.train();
+  for (const bn of bns) bn.train();
   let images = 0;
   try {
     for await (const b of batches) {

@@ -84,7 +84,9 @@ export class GatedBatchNorm extends Module {
       return this.bn!.forward(mix(y2.narrow(1, 0, c), y2.narrow(1, c, c), g));
     }
     const f = this.bn_f!, s = this.bn_s!;
-    const training = this.training;
+    // BN_F's own mode, not this container's: whoever sets the BN layers' modes (precise BN runs them
+    // in training mode inside an evaluating model) sets the fused call's too.
+    const training = f.training;
     if (training) noGrad(() => { f.num_batches_tracked.add_(1); s.num_batches_tracked.add_(1); });
     const w = f.weight && s.weight ? cat([f.weight, s.weight]) : null;
     const b = f.bias && s.bias ? cat([f.bias, s.bias]) : null;
