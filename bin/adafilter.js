@@ -4,4 +4,10 @@
 for (const s of [process.stdout, process.stderr]) {
   s.on('error', (e) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); else throw e; });
 }
-require('../dist/src/cli/main.js').main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+// The CLI is composed here: the library's commands plus `bench`, which lives in bench/ so that
+// src/ never imports the benchmarks.
+const { main, COMMANDS } = require('../dist/src/cli/main.js');
+const { benchCommand } = require('../dist/bench/command.js');
+const commands = [...COMMANDS];
+commands.splice(commands.findIndex((c) => c.name === 'models') + 1, 0, benchCommand);
+main(process.argv.slice(2), commands).then((code) => { process.exitCode = code; });

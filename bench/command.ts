@@ -1,12 +1,16 @@
-import { Command, intFlag, parseFlags } from '../command';
-import { InputError } from '../../errors';
-import { runThroughput } from '../../../bench/throughput';
-import { runDataBench } from '../../../bench/data';
-import { compareMethodCost } from '../../../bench/methods';
-import { getMethod } from '../../methods/registry';
-import { PROFILES } from '../../../bench/transfer-suite';
-import { publishResults, runTransfer } from '../../../bench/transfer';
-import { headline } from '../../../bench/transfer-report';
+/**
+ * `adafilter bench …`. It lives with the benchmarks, not in src/: the library never imports
+ * bench/, and bin/adafilter.js adds this command to the CLI's table.
+ */
+import { Command, intFlag, parseFlags } from '../src/cli/command';
+import { InputError } from '../src/errors';
+import { getMethod } from '../src/methods/registry';
+import { runThroughput } from './throughput';
+import { runDataBench } from './data';
+import { compareMethodCost } from './methods';
+import { PROFILES } from './transfer-suite';
+import { publishResults, runTransfer } from './transfer';
+import { headline } from './transfer-report';
 
 const usage = `usage: adafilter bench throughput [--arch A] [--batch N] [--threads N] [--steps N] [--warmup N]
                                   [--rounds N] [--channels-last] [--no-peer] [--method M] [--json]
