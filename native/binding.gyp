@@ -9,7 +9,8 @@
         "src/dispatch.cc",
         "src/data.cc",
         "src/runtime.cc",
-        "src/caching_allocator.cc"
+        "src/caching_allocator.cc",
+        "src/dist.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

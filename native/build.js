@@ -6,7 +6,7 @@ const { spawnSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { settings } = require('./config');
+const { settings, DIST_COMPAT_INCLUDE } = require('./config');
 
 const ADDON = path.join(__dirname, 'build', 'Release', 'adafilter.node');
 
@@ -60,9 +60,25 @@ function build({ jobs = os.availableParallelism?.() ?? os.cpus().length } = {}) 
   const problem = missingPrerequisite();
   if (problem) throw new MissingPrerequisite(problem);
   const gyp = resolveHere('node-gyp/bin/node-gyp.js');
-  const r = spawnSync(process.execPath, [gyp, 'rebuild', '--loglevel=warn', `--nodedir=${nodeDir()}`, '-j', String(jobs)],
-    { cwd: __dirname, stdio: ['ignore', 2, 2] });
-  if (r.status !== 0) throw new Error(`node-gyp rebuild failed (${r.error ? r.error.message : `exit ${r.status}`}); its output is above`);
+  const gypStep = (steps) => {
+    const r = spawnSync(process.execPath, [gyp, ...steps, '--loglevel=warn', `--nodedir=${nodeDir()}`, '-j', String(jobs)],
+      { cwd: __dirname, stdio: ['ignore', 2, 2] });
+    if (r.status !== 0) throw new Error(`node-gyp ${steps.join(' ')} failed (${r.error ? r.error.message : `exit ${r.status}`}); its output is above`);
+  };
+  // node-gyp's rebuild, split so the stand-in header lands in build/ after clean has emptied it.
+  gypStep(['clean', 'configure']);
+  writeDistCompatHeader();
+  gypStep(['build']);
+}
+
+/**
+ * Puts src/dist_autograd_context.h where reducer.hpp looks for the distributed-autograd context
+ * header, under DIST_COMPAT_INCLUDE (searched last, so a libtorch shipping the header uses its own).
+ */
+function writeDistCompatHeader() {
+  const target = path.join(DIST_COMPAT_INCLUDE, 'torch', 'csrc', 'distributed', 'autograd', 'context', 'context.h');
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  fs.copyFileSync(path.join(__dirname, 'src', 'dist_autograd_context.h'), target);
 }
 
 /**

@@ -7,6 +7,28 @@ const path = require('path');
 
 // Debian's libtorch-dev puts the C++ API headers here.
 const DEBIAN_API_INCLUDE = '/usr/include/torch/csrc/api/include';
+// native/build.js writes the stand-in for the distributed-autograd context header here (see
+// src/dist_autograd_context.h); searched after every other folder, so a real one wins.
+const DIST_COMPAT_INCLUDE = path.join(__dirname, 'build', 'dist_compat');
+
+/**
+ * Whether the dist module can be built with Gloo against the libtorch headers in includeRoot:
+ * libtorch's c10d Gloo header and Gloo's own headers (Debian's libgloo-dev, or a libtorch folder
+ * that bundles them). Without them the addon still builds; its dist functions say why they cannot run.
+ */
+function glooSupport(includeRoot) {
+  const c10dGloo = path.join(includeRoot, 'torch/csrc/distributed/c10d/ProcessGroupGloo.hpp');
+  if (!fs.existsSync(c10dGloo)) return { gloo: false, reason: `this libtorch has no c10d Gloo headers (${c10dGloo})` };
+  const glooConfig = [path.join(includeRoot, 'gloo/config.h'), '/usr/include/gloo/config.h'].find((f) => fs.existsSync(f));
+  if (!glooConfig) return { gloo: false, reason: "Gloo's headers are missing: install Debian's libgloo-dev (apt-get install libgloo-dev)" };
+  return { gloo: true, reason: null };
+}
+
+function distFlags(includeRoot) {
+  const flags = [`-idirafter${DIST_COMPAT_INCLUDE}`];
+  if (glooSupport(includeRoot).gloo) flags.push('-DUSE_C10D_GLOO');
+  return flags;
+}
 
 /** Compiler and linker settings; throws one line naming what is missing when libtorch is not found. */
 function settings() {
@@ -18,7 +40,7 @@ function settings() {
     return {
       include_dirs: [DEBIAN_API_INCLUDE],
       libraries: ['-ltorch', '-ltorch_cpu', '-lc10'],
-      cflags: ['-std=c++17', '-D_GLIBCXX_USE_CXX11_ABI=1'],
+      cflags: ['-std=c++17', '-D_GLIBCXX_USE_CXX11_ABI=1', ...distFlags('/usr/include')],
       ldflags: [],
     };
   }
@@ -53,12 +75,17 @@ function settings() {
   return {
     include_dirs: [inc, path.join(inc, 'torch/csrc/api/include')],
     libraries,
-    cflags: [`-std=${std}`, `-D_GLIBCXX_USE_CXX11_ABI=${abi}`],
+    cflags: [`-std=${std}`, `-D_GLIBCXX_USE_CXX11_ABI=${abi}`, ...distFlags(inc)],
     ldflags,
   };
 }
 
-module.exports = { settings };
+/** The include root of the libtorch settings() builds against (where torch/csrc/... lives). */
+function includeRoot() {
+  return process.env.LIBTORCH ? path.join(process.env.LIBTORCH, 'include') : '/usr/include';
+}
+
+module.exports = { settings, glooSupport: () => glooSupport(includeRoot()), DIST_COMPAT_INCLUDE };
 
 // binding.gyp runs `node config.js KEY` for each setting.
 if (require.main === module) {

@@ -10,9 +10,10 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # libtorch and its headers; PyTorch as the reference and benchmark peer; OpenBLAS because libtorch's
 # matrix products go through the system BLAS and Debian's reference BLAS is 10x slower;
 # fonts-noto-core and dataset-fashion-mnist for the offline datasets; chromium to check that
-# reports render (tests take a screenshot).
+# reports render (tests take a screenshot); libgloo-dev for the headers of the Gloo libtorch links
+# (the addon's multi-process training; it depends on exactly the installed libgloo0's version).
 APT_PACKAGES=(build-essential python3 libtorch-dev python3-torch python3-torchvision libopenblas0-openmp
-  fonts-noto-core dataset-fashion-mnist chromium)
+  fonts-noto-core dataset-fashion-mnist chromium libgloo-dev)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -2,6 +2,7 @@
 
 #include "caching_allocator.h"
 #include "dispatch.h"
+#include "dist.h"
 #include "errors.h"
 #include "tensor_handle.h"
 
@@ -64,6 +65,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("setData", SetData);
   EXPORT("isLive", IsLive);
   EXPORT("cachedBytes", CachedBytes);
+  RegisterDist(env, exports);
   return exports;
 }
 
