@@ -14,7 +14,7 @@ export const TRAIN_FLAGS: NonNullable<ParseArgsConfig['options']> = {
   'no-augment': { type: 'boolean' }, 'input-size': { type: 'string' }, shots: { type: 'string' }, classes: { type: 'string' }, threads: { type: 'string' },
   workers: { type: 'string' }, opt: { type: 'string', multiple: true }, out: { type: 'string' }, json: { type: 'boolean' },
   steps: { type: 'string' }, normalize: { type: 'string' }, 'features-from': { type: 'string' }, auto: { type: 'boolean' },
-  'precise-bn': { type: 'string' },
+  'precise-bn': { type: 'string' }, 'freeze-through': { type: 'string' }, init: { type: 'string' },
 };
 
 export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped backbone), an architecture (random init), or WEIGHTS.safetensors / ARCH:FILE
@@ -30,6 +30,10 @@ export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped back
   --normalize N      dataset|imagenet|none|MEAN,STD|M1,M2,M3,S1,S2,S3 instead of what the weights record
                      (default: torchvision/timm imports ImageNet's, nsfwjs x/255, the shipped backbone its source's)
   --features-from L  linear-probe: cut the backbone after block L (models inspect lists them)
+  --freeze-through L finetune: freeze the stem and the blocks up to and including L (stem or a block;
+                     BN there stays in eval mode)
+  --init I           pretrained (default) | hybrid:L: pretrained up to and including L, re-initialised
+                     after it as --backbone ARCH --seed N would start
   --auto             validation search: 3 trials of lr (and gate lr for gated methods), the best by
                      validation accuracy, then the final run; trials in RUN/trials/, the choice in RUN/search.json
   --classes A,B,..   keep these classes (names or indices)
@@ -62,6 +66,14 @@ function featuresFromOf(layer: string | undefined, opts: Record<string, unknown>
   return { ...opts, featuresFrom: layer };
 }
 
+/** --freeze-through is finetune's freezeThrough option under a flag of its own. */
+function freezeThroughOf(layer: string | undefined, opts: Record<string, unknown>, method: string | undefined): Record<string, unknown> {
+  if (layer === undefined) return opts;
+  if (!layer.trim()) throw new InputError('--freeze-through: expected a layer name (stem or a block; adafilter models inspect BACKBONE lists them)');
+  if (method !== undefined && method !== 'finetune') throw new InputError(`--freeze-through: only finetune freezes the layers up to a block (method ${method}); add --method finetune`);
+  return { ...opts, freezeThrough: layer };
+}
+
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
 export function trainOptionsOf(values: Values, where: string): TrainOptions {
@@ -77,7 +89,8 @@ export function trainOptionsOf(values: Values, where: string): TrainOptions {
     schedule: schedule as 'cosine' | 'constant' | undefined, labelSmoothing: num('label-smoothing'),
     augment: values['no-augment'] ? false : undefined, inputSize: int('input-size', 8), shots: int('shots'), threads: int('threads'), workers: int('workers', 0),
     classes: s('classes')?.split(',').map((c) => c.trim()).filter(Boolean).map((c) => (/^\d+$/.test(c) ? Number(c) : c)),
-    methodOptions: featuresFromOf(s('features-from'), methodOptionsOf(values.opt)), out: s('out'),
+    methodOptions: freezeThroughOf(s('freeze-through'), featuresFromOf(s('features-from'), methodOptionsOf(values.opt)), where === 'train' ? s('method') ?? 'adafilter' : undefined),
+    out: s('out'), init: s('init'),
     steps: int('steps'), normalize: s('normalize') === undefined ? undefined : parseNormalize(s('normalize')!), preciseBn: s('precise-bn') as TrainOptions['preciseBn'],
   };
 }

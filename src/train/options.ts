@@ -4,6 +4,7 @@ import { InputError } from '../errors';
 import { getMethod } from '../methods/registry';
 import { NormalizeChoice, checkNormalize } from '../data/transforms';
 import { PRECISE_BN, PreciseBn } from './precise-bn';
+import { checkInit, InitChoice } from './hybrid-init';
 
 export interface TrainOptions {
   /** 'default' (the shipped backbone), an architecture name, or a weights file (see openBackbone). */
@@ -55,6 +56,11 @@ export interface TrainOptions {
    * train/precise-bn.ts): 'auto' (default) for gated methods, 'on', 'off'.
    */
   preciseBn?: PreciseBn;
+  /**
+   * 'pretrained' (default): the backbone's weights as they are; 'hybrid:LAYER': pretrained up to and
+   * including LAYER, freshly initialised after it (train/hybrid-init.ts).
+   */
+  init?: string;
   /** Training examples per class (few-shot); default all. */
   shots?: number;
   /** Classes of the data to keep, by name or index. */
@@ -84,7 +90,8 @@ export type TrainEvent =
   | { type: 'test'; acc: number; loss: number }
   | { type: 'interrupted'; epoch: number; step: number; checkpoint: string };
 
-export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' | 'shots' | 'classes' | 'resume' | 'workers' | 'inputSize' | 'steps' | 'epochs' | 'normalize'>> & {
+export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' | 'shots' | 'classes' | 'resume' | 'workers' | 'inputSize' | 'steps' | 'epochs' | 'normalize' | 'init'>> & {
+  init: InitChoice;
   /** As given: null lets the step budget decide (train/budget.ts). */
   epochs: number | null;
   inputSize: number | null;
@@ -126,6 +133,7 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
     labelSmoothing: o.labelSmoothing ?? TRAIN_DEFAULTS.labelSmoothing,
     augment: o.augment ?? TRAIN_DEFAULTS.augment,
     preciseBn: o.preciseBn ?? 'auto',
+    init: checkInit(o.init ?? 'pretrained'),
     inputSize: o.inputSize ?? null,
     normalize: o.normalize ?? null,
     featureCache: o.featureCache ?? true,

@@ -45,6 +45,8 @@ export interface RunConfig {
   augment: boolean;
   /** Precise BN before each validation (absent in runs made before it existed: 'off'). */
   preciseBn?: PreciseBn;
+  /** --init: 'pretrained' or 'hybrid:LAYER' (absent in runs made before it existed: pretrained). */
+  init?: string;
   shots: number | null;
   valFraction: number;
   testFraction: number;

@@ -19,6 +19,7 @@ import { saveSafetensors } from '../io/safetensors';
 import { appendLine, writeJsonAtomic } from '../io/atomic';
 import { InputError } from '../errors';
 import { openBackbone, BackboneChoice, inputTransform } from './backbones';
+import { applyInit } from './hybrid-init';
 import { checkTrainingSplits, scoredOnValidation } from '../data/split';
 import { normalizeStats } from '../data/transforms';
 import { loadCheckpoint, Position, saveCheckpoint } from './checkpoint';
@@ -60,7 +61,7 @@ function trainTransform(input: ResolvedTransform, augment: boolean): ResolvedTra
 
 /** Keys of run.json that must match when resuming (the rest — threads excepted — follow from them). */
 const IDENTITY: (keyof RunConfig)[] = ['backbone', 'arch', 'data', 'method', 'inputSize', 'epochs', 'steps', 'batch', 'lr', 'headLr', 'gateLr',
-  'weightDecay', 'momentum', 'schedule', 'labelSmoothing', 'augment', 'preciseBn', 'shots', 'seed', 'valFraction', 'testFraction'];
+  'weightDecay', 'momentum', 'schedule', 'labelSmoothing', 'augment', 'preciseBn', 'init', 'shots', 'seed', 'valFraction', 'testFraction'];
 
 /** The epoch's gate statistics on the validation split, with the fine-tuned filters' drift. */
 function gateLearning(g: GateStats, drift: { overall: number; layers: Record<string, number> } | null): GateLearning {
@@ -109,6 +110,7 @@ async function prepare(opts: TrainOptions): Promise<Prepared> {
   // The head's initialisation is the only randomness before the first step.
   manualSeed(o.seed);
   const bb = openBackbone(o.backbone, ds.classes.length);
+  applyInit(bb, o.init, o.seed, ds.classes.length); // --init hybrid:LAYER
   if (o.inputSize !== null) bb.input.size = o.inputSize; // every backbone pools globally: any size runs
   if (o.normalize !== null) bb.input.normalize = normalizeStats(o.normalize); // --normalize overrides what the weights record
   const transform = await inputTransform(bb.input, ds);
@@ -117,7 +119,7 @@ async function prepare(opts: TrainOptions): Promise<Prepared> {
     version: 1, backbone: o.backbone, arch: bb.arch, ...(bb.archOptions ? { archOptions: bb.archOptions } : {}), data: o.data, method: o.method, methodOptions: o.methodOptions,
     epochs: budget.epochs, steps: budget.steps, validateEvery: budget.validateEvery, budgetRule: budget.rule,
     batch: o.batch, lr: o.lr, headLr: o.headLr, gateLr: o.gateLr, weightDecay: o.weightDecay,
-    momentum: o.momentum, schedule: o.schedule, labelSmoothing: o.labelSmoothing, augment: o.augment, preciseBn: o.preciseBn, shots: o.shots,
+    momentum: o.momentum, schedule: o.schedule, labelSmoothing: o.labelSmoothing, augment: o.augment, preciseBn: o.preciseBn, init: o.init, shots: o.shots,
     valFraction: o.valFraction, testFraction: o.testFraction, seed: o.seed, threads: o.threads, classes: ds.classes,
     input: { ...bb.input, resolvedStats: { mean: transform.mean, std: transform.std } },
     inputSize: bb.input.size, channels: bb.input.channels, createdAt: new Date().toISOString(),
