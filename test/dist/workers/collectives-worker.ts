@@ -1,0 +1,47 @@
+/**
+ * A worker of test/dist/collectives.test.ts, started by the launcher: all-reduces, broadcasts and
+ * a barrier on values the test computes by hand, then writes what it saw to OUT/rank<R>.json.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { tensor, getNumThreads } from '../../../src/index';
+import { ProcessGroup, workerEnv } from '../../../src/dist';
+import { rankValues, BROADCAST_ROOT } from './collectives-values';
+
+async function main(): Promise<void> {
+  const out = process.argv[2];
+  const env = workerEnv();
+  if (!env) throw new Error('collectives-worker: not started by a launcher');
+  const group = await ProcessGroup.fromEnv(env, { timeoutMs: 60_000 });
+  const v = rankValues(env.rank);
+  const result: Record<string, unknown> = { rank: env.rank, worldSize: group.worldSize, threads: getNumThreads(), env };
+
+  for (const op of ['sum', 'max', 'min', 'product'] as const) {
+    const t = tensor(v.floats, { dtype: 'float64' });
+    await group.allReduce(t, op);
+    result[op] = t.toArray();
+    t.dispose();
+  }
+  const ints = tensor(v.ints, { dtype: 'int64' });
+  await group.allReduce(ints, 'sum');
+  result.intSum = ints.toArray();
+
+  const b = tensor(v.floats, { dtype: 'float64' });
+  await group.broadcast(b, BROADCAST_ROOT);
+  result.broadcast = b.toArray();
+
+  // The barrier orders a file the last rank writes before it against every rank reading after it.
+  const marker = path.join(out, 'written-before-barrier');
+  if (env.rank === env.worldSize - 1) fs.writeFileSync(marker, 'x');
+  await group.barrier();
+  result.markerSeenAfterBarrier = fs.existsSync(marker);
+
+  group.destroy();
+  fs.writeFileSync(path.join(out, `rank${env.rank}.json.tmp`), JSON.stringify(result));
+  fs.renameSync(path.join(out, `rank${env.rank}.json.tmp`), path.join(out, `rank${env.rank}.json`));
+}
+
+main().catch((e) => {
+  process.stderr.write(`${(e as Error).name}: ${(e as Error).message}\n`);
+  process.exit(1);
+});
