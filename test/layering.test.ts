@@ -34,7 +34,9 @@ function importsOf(file: string): string[] {
 
 function violations(from: string, forbidden: string): string[] {
   const banned = path.join(root, forbidden);
-  return sources(path.join(root, from)).flatMap((f) => importsOf(f)
+  const start = path.join(root, from);
+  const files = fs.statSync(start).isDirectory() ? sources(start) : [start];
+  return files.flatMap((f) => importsOf(f)
     .filter((m) => m === banned || m.startsWith(banned + path.sep))
     .map((m) => `${path.relative(root, f)} imports ${path.relative(root, m)}`));
 }
@@ -47,4 +49,9 @@ test('the import reader sees the bench command importing bench/ and src/ (so an 
 
 test('no file in src/ imports bench/', () => {
   assert.deepEqual(violations('src', 'bench'), []);
+});
+
+test('io/ does not import methods/, and the ONNX exporter knows nn/ layers only (each module class writes its own: toOnnx)', () => {
+  assert.deepEqual(violations(path.join('src', 'io'), path.join('src', 'methods')), []);
+  assert.deepEqual(violations(path.join('src', 'io', 'onnx', 'export.ts'), path.join('src', 'models')), []);
 });

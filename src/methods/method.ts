@@ -8,6 +8,7 @@ import type { ParamGroupInput } from '../optim/optimizer';
 import type { Batch } from '../data/loader';
 import { InputError } from '../errors';
 import { Backbone, describeBackbone } from './backbone';
+import type { OnnxEmitter } from '../io/onnx/export';
 
 /** Learning rates and weight decay a method turns into optimiser parameter groups. */
 export interface OptimSettings {
@@ -176,6 +177,18 @@ export abstract class MethodModel extends Module {
   /** ‖F − S‖ / ‖S‖ of methods that keep a fine-tuned copy beside frozen filters; null for the rest. */
   weightDrift(): { overall: number; layers: Record<string, number> } | null {
     return null;
+  }
+
+  /**
+   * The evaluation forward in an ONNX graph (io/onnx/export.ts asks each module). A method whose
+   * evaluation is its backbone's forward with the new head (the registry's evaluatesAsBackbone)
+   * writes the backbone; AdaFilter and SpotTune override this; any other method is refused.
+   */
+  toOnnx(e: OnnxEmitter, x: string): string {
+    // The registry imports every method, and so this file: it is read when called, not at load.
+    const { getMethod } = require('./registry') as typeof import('./registry');
+    if (!getMethod(this.method).evaluatesAsBackbone) throw new InputError(`ONNX export: method '${this.method}' (${this.constructor.name}) is not supported`);
+    return e.emit(this.backbone, x);
   }
 
   parameterCounts(): ParameterCounts {

@@ -18,6 +18,9 @@ import { InputError } from '../errors';
 import { describeBackbone } from './backbone';
 import { GateStatsCollector, GateRecorder } from './adafilter/stats';
 import { Method, MethodModel, ParamRole, resolveOptions } from './method';
+import type { OnnxEmitter } from '../io/onnx/export';
+import { int } from '../io/onnx/graph';
+import { DataType } from '../io/onnx/onnx-model';
 
 export interface SpotTuneOptions {
   /** Gumbel-softmax temperature. */
@@ -75,6 +78,22 @@ export class SpotTuneBlock extends Module {
     }
     return aten('aten::lerp', 'Tensor', [this.frozen.forward(x), this.tuned.forward(x), g.view(b, 1, 1, 1)]);
   }
+
+  /**
+   * This block in evaluation in an ONNX graph, given the policy's [N, blocks] int64 choice (null:
+   * every block forced to `force`): one copy per example (lerp with 0/1 is Where).
+   */
+  toOnnxChosen(e: OnnxEmitter, x: string, n: string, choice: string | null, force: 0 | 1 | null): string {
+    if (force === 1) return e.emit(this.tuned, x);
+    if (force === 0) return e.emit(this.frozen, x);
+    const g = e.g;
+    const pick = g.one('Gather', [choice!, g.ints(`block_${this.index}`, [this.index], [])], `${n}/choice`, { axis: int(1) });
+    const cond = g.one('Reshape', [g.one('Cast', [pick], `${n}/choice_bool`, { to: int(DataType.BOOL) }), g.ints('shape_choice', [-1, 1, 1, 1])], `${n}/cond`);
+    // Both copies in call order as our forward runs them (frozen first), though neither has state.
+    const frozen = e.emit(this.frozen, x);
+    const tuned = e.emit(this.tuned, x);
+    return g.one('Where', [cond, tuned, frozen], `${n}/mix`);
+  }
 }
 
 export class SpotTuneModel extends MethodModel {
@@ -103,6 +122,18 @@ export class SpotTuneModel extends MethodModel {
   /** Per block: fraction of examples using the fine-tuned copy, overall, per class, and its spread. */
   override collectStats(): GateStatsCollector {
     return new GateStatsCollector(this.#state, describeBlocksNames(this), this.#blocks.map(() => 1));
+  }
+
+  /** The evaluation forward in ONNX: the policy's argmax choice, then the backbone with each block choosing its copy. */
+  override toOnnx(e: OnnxEmitter, x: string): string {
+    const force = this.options.forcePolicy;
+    let choice: string | null = null;
+    if (force === null) {
+      const logits = e.emit(this.policy, x);
+      const r = e.g.one('Reshape', [logits, e.g.ints('shape_policy', [0, this.blocks.length, 2])], 'policy/logits');
+      choice = e.g.one('ArgMax', [r], 'policy/choice', { axis: int(2), keepdims: int(0), select_last_index: int(0) });
+    }
+    return e.emitWith(this.backbone, x, (m, y, n) => (m instanceof SpotTuneBlock ? m.toOnnxChosen(e, y, n, choice, force) : null));
   }
 
   forcePolicy(v: 0 | 1 | null): void {

@@ -7,6 +7,7 @@ import { Sequential } from '../nn/sequential';
 import { Dropout, ReLU6 } from '../nn/basic';
 import * as F from '../nn/functional';
 import { constant_, kaimingNormal_, normal_ } from '../nn/init';
+import type { OnnxEmitter } from '../io/onnx/export';
 import { Backbone, BlockInfo, ConvBn, cloneBlock, convBn } from './backbone';
 import { PaddedConv2d } from './padded-conv';
 
@@ -78,6 +79,11 @@ export class InvertedResidual extends Module {
   forward(x: Tensor): Tensor {
     const y = this.conv.forward(x);
     return this.useResidual ? x.add(y) : y;
+  }
+
+  toOnnx(e: OnnxEmitter, x: string, n: string): string {
+    const y = e.emit(this.conv, x);
+    return this.useResidual ? e.g.one('Add', [x, y], `${n}/add`) : y;
   }
 
   /** A copy with its own weights, Keras pads and BN eps included. */
@@ -181,6 +187,10 @@ export class MobileNetV2 extends Module implements Backbone {
 
   forward(x: Tensor): Tensor {
     return this.classifier_.forward(this.features(x));
+  }
+
+  toOnnx(e: OnnxEmitter, x: string, n: string): string {
+    return e.emit(this.classifier_, e.gap(e.emit(this.features_, x), `${n}pool`));
   }
 
   private layer(i: number): Module {

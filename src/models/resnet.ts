@@ -6,6 +6,7 @@ import { Linear } from '../nn/linear';
 import { Sequential } from '../nn/sequential';
 import * as F from '../nn/functional';
 import { constant_, kaimingNormal_ } from '../nn/init';
+import type { OnnxEmitter } from '../io/onnx/export';
 import { Backbone, BlockInfo, ConvBn, cloneBlock, convBn } from './backbone';
 
 /** Projection shortcut (1×1 conv + BN) wherever the shape changes, identity elsewhere (torchvision's rule). */
@@ -39,6 +40,11 @@ export class BasicBlock extends Module {
     const out = this.bn2.forward(this.conv2.forward(F.relu(this.bn1.forward(this.conv1.forward(x)))));
     const shortcut = this.downsample ? this.downsample.forward(x) : x;
     return F.relu(out.add(shortcut));
+  }
+
+  toOnnx(e: OnnxEmitter, x: string, n: string): string {
+    const h = e.emit(this.bn2, e.emit(this.conv2, e.relu(e.emit(this.bn1, e.emit(this.conv1, x)), `${n}.relu1`)));
+    return residualOnnx(e, this, h, x, n);
   }
 
   /** A copy with its own weights, layer settings as they are now (e.g. an imported BN eps). */
@@ -83,6 +89,12 @@ export class Bottleneck extends Module {
     return F.relu(h.add(shortcut));
   }
 
+  toOnnx(e: OnnxEmitter, x: string, n: string): string {
+    let h = e.relu(e.emit(this.bn1, e.emit(this.conv1, x)), `${n}.relu1`);
+    h = e.relu(e.emit(this.bn2, e.emit(this.conv2, h)), `${n}.relu2`);
+    return residualOnnx(e, this, e.emit(this.bn3, e.emit(this.conv3, h)), x, n);
+  }
+
   /** A copy with its own weights, layer settings as they are now (e.g. a Keras stride on conv1). */
   clone(): Bottleneck {
     return cloneBlock(this, new Bottleneck(this.inPlanes, this.planes, this.stride), allConvBns);
@@ -90,6 +102,14 @@ export class Bottleneck extends Module {
 }
 
 type ResBlock = BasicBlock | Bottleneck;
+
+/** relu(main + shortcut) in the graph. */
+function residualOnnx(e: OnnxEmitter, b: ResBlock, main: string, x: string, n: string): string {
+  // The shortcut comes after the main path, as in forward(): a method's per-graph state (AdaFilter's
+  // gate recurrence) advances in call order.
+  const s = b.downsample ? e.emit(b.downsample, x) : x;
+  return e.relu(e.g.one('Add', [main, s], `${n}/add`), `${n}.out`);
+}
 
 /** A block's own conv/bn pairs in order (shortcut excluded), with state-dict names under `prefix` ('layer1.0.'). */
 function blockConvBns(b: ResBlock, prefix: string): ConvBn[] {
@@ -178,6 +198,13 @@ export class ResNet extends Module implements Backbone {
 
   forward(x: Tensor): Tensor {
     return this.fc.forward(this.features(x));
+  }
+
+  toOnnx(e: OnnxEmitter, x: string, n: string): string {
+    let h = e.relu(e.emit(this.bn1, e.emit(this.conv1, x)), `${n || 'stem'}.relu`);
+    if (this.config.stem === 'imagenet') h = e.maxPool(3, 2, 1, h, `${n}maxpool`);
+    for (const l of this.layers) h = e.emit(l, h);
+    return e.emit(this.fc, e.gap(h, `${n}pool`));
   }
 
   blocks(): BlockInfo[] {

@@ -13,6 +13,8 @@ import { Linear } from '../../nn/linear';
 import { LSTMCell } from '../../nn/lstm-cell';
 import { globalAvgPool, sigmoid, tanh } from '../../nn/functional';
 import { constant_ } from '../../nn/init';
+import type { OnnxEmitter } from '../../io/onnx/export';
+import { int } from '../../io/onnx/graph';
 
 /** Channels in and out of each gated layer, in forward order. */
 export interface GatedLayerShape {
@@ -146,7 +148,15 @@ export interface GateSource extends Module {
   end(): void;
   /** Biases of the gate network (no weight decay). */
   biasParameters(): Parameter[];
+  /** The evaluation gates in an ONNX graph; null when they are random (no fixed graph gives them). */
+  onnxGates(): OnnxGates | null;
 }
+
+/**
+ * The evaluation gates of one ONNX graph: for gated layer `layer` with input value `x`, the value
+ * name of its boolean gates [z > 0]. A recurrent source keeps its graph's LSTM state in the closure.
+ */
+export type OnnxGates = (e: OnnxEmitter, layer: number, x: string) => string;
 
 export interface RecurrentGateOptions {
   /** Gate input size d (P_l: C_in → d). */
@@ -251,6 +261,44 @@ export class RecurrentGate extends Module implements GateSource {
     return [this.lstm.bias_ih, this.lstm.bias_hh, ...this.proj.map((p) => p.bias), ...this.heads.map((q) => q.bias)]
       .filter((p): p is Parameter => p !== null);
   }
+
+  /** One step of the shared LSTMCell per gated layer (gates i, f, g, o, as torch.nn.LSTMCell), then the head's [z > 0]. */
+  onnxGates(): OnnxGates {
+    let state: { h: string; c: string } | null = null;
+    return (e, l, x) => {
+      const g = e.g;
+      const u = e.linear(this.proj[l], e.gap(x, `gate.${l}/in`), `gate.proj.${l}`);
+      const lstm = this.lstm;
+      const hs = lstm.hiddenSize;
+      const ih = [u, g.param(lstm.weight_ih, 'gate.lstm.weight_ih')];
+      if (lstm.bias_ih) ih.push(g.param(lstm.bias_ih, 'gate.lstm.bias_ih'));
+      let pre = g.one('Gemm', ih, `gate.${l}/lstm_ih`, { transB: int(1) });
+      // The state starts at zero: h0·W_hhᵀ + b_hh is b_hh exactly and f·c0 is 0, so the first step
+      // adds b_hh and skips the recurrent terms with the same values.
+      if (state === null) {
+        if (lstm.bias_hh) pre = g.one('Add', [pre, g.param(lstm.bias_hh, 'gate.lstm.bias_hh')], `gate.${l}/lstm_pre`);
+      } else {
+        const hh = [state.h, g.param(lstm.weight_hh, 'gate.lstm.weight_hh')];
+        if (lstm.bias_hh) hh.push(g.param(lstm.bias_hh, 'gate.lstm.bias_hh'));
+        pre = g.one('Add', [pre, g.one('Gemm', hh, `gate.${l}/lstm_hh`, { transB: int(1) })], `gate.${l}/lstm_pre`);
+      }
+      const [i4, f4, g4, o4] = g.node('Split', [pre, g.ints('lstm_split', [hs, hs, hs, hs])], `gate.${l}/lstm_chunk`, { axis: int(1) }, 4);
+      const i = g.one('Sigmoid', [i4], `gate.${l}/lstm_i`);
+      const gg = g.one('Tanh', [g4], `gate.${l}/lstm_g`);
+      const o = g.one('Sigmoid', [o4], `gate.${l}/lstm_o`);
+      const ig = g.one('Mul', [i, gg], `gate.${l}/lstm_ig`);
+      let c: string;
+      if (state === null) c = ig;
+      else {
+        const f = g.one('Sigmoid', [f4], `gate.${l}/lstm_f`);
+        c = g.one('Add', [g.one('Mul', [f, state.c], `gate.${l}/lstm_fc`), ig], `gate.${l}/lstm_c`);
+      }
+      const h = g.one('Mul', [o, g.one('Tanh', [c], `gate.${l}/lstm_tanh_c`)], `gate.${l}/lstm_h`);
+      state = { h, c };
+      const z = e.linear(this.heads[l], h, `gate.heads.${l}`);
+      return g.one('Greater', [z, g.floats('const_zero', [0], [])], `gate.${l}/greater`);
+    };
+  }
 }
 
 /** Ablation adafilter-static: per-filter learned logits, the same for every example. */
@@ -285,6 +333,10 @@ export class StaticGate extends Module implements GateSource {
   biasParameters(): Parameter[] {
     return this.logits;
   }
+
+  onnxGates(): OnnxGates {
+    return (e, l) => e.g.one('Greater', [e.g.param(this.logits[l], `gate.logits.${l}`), e.g.floats('const_zero', [0], [])], `gate.${l}/greater`);
+  }
 }
 
 /**
@@ -315,5 +367,9 @@ export class RandomGate extends Module implements GateSource {
 
   biasParameters(): Parameter[] {
     return [];
+  }
+
+  onnxGates(): null {
+    return null;
   }
 }

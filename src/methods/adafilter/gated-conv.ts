@@ -10,6 +10,7 @@ import { conv2d } from '../../nn/functional';
 import { GatedBatchNorm } from './gated-bn';
 import type { GateSource } from './gate';
 import type { GateRecorder } from './stats';
+import type { OnnxEmitter } from '../../io/onnx/export';
 
 /** When a gated layer may leave out a path whose filters no example in the batch chose. */
 export type SkipPaths = 'exact' | 'always' | 'never';
@@ -115,5 +116,25 @@ export class GatedConv extends Module {
     const yF = useF ? this.conv(x, this.weight_f, this.bias_f) : null;
     const yS = useS ? this.conv(x, this.weight_s, this.bias_s) : null;
     return this.norm.forward(yF, yS, g, gateGrad);
+  }
+
+  /**
+   * This layer in evaluation in an ONNX graph, given the gates' boolean [B, C] value (null: every
+   * gate forced to `force`): for each example and filter exactly one of BN_F(F*x), BN_S(S*x). Our
+   * forward mixes with lerp, which for gates of exactly 0 or 1 returns one operand bit for bit;
+   * Where does the same.
+   */
+  toOnnxGated(e: OnnxEmitter, x: string, n: string, gates: string | null, force: 0 | 1 | null): string {
+    const cond = gates === null ? null : e.g.one('Reshape', [gates, e.g.ints('shape_gate', [-1, this.outChannels, 1, 1])], `gate.${this.index}/cond`);
+    const yF = force !== 0 ? e.conv(this, this.weight_f, this.bias_f, x, `${n}.f`) : null;
+    const yS = force !== 1 ? e.conv(this, this.weight_s, this.bias_s, x, `${n}.s`) : null;
+    const norm = this.norm;
+    if (norm.single) {
+      const mixed = cond ? e.g.one('Where', [cond, yF!, yS!], `${n}/mix`) : (yF ?? yS)!;
+      return e.bn(norm.bn!, mixed, `${n}.norm.bn`);
+    }
+    const a = yF ? e.bn(norm.bn_f!, yF, `${n}.norm.bn_f`) : null;
+    const b = yS ? e.bn(norm.bn_s!, yS, `${n}.norm.bn_s`) : null;
+    return cond ? e.g.one('Where', [cond, a!, b!], `${n}/mix`) : (a ?? b)!;
   }
 }

@@ -15,6 +15,7 @@ import { noGrad } from '../../engine/autograd';
 import { tidy } from '../../engine/scope';
 import { GateContext, GatedConv, SkipPaths } from './gated-conv';
 import { GateStatsCollector } from './stats';
+import type { OnnxEmitter } from '../../io/onnx/export';
 
 export interface AdaFilterOptions {
   /** 'recurrent' (AdaFilter), 'static' (per-filter logits), 'random' (no gate network). */
@@ -182,6 +183,14 @@ export class AdaFilterModel extends MethodModel {
 
   get gated(): GatedConv[] {
     return this.#gated;
+  }
+
+  /** The evaluation forward in ONNX: the backbone's, each gated layer taking its gates from this graph's gate network. */
+  override toOnnx(e: OnnxEmitter, x: string): string {
+    const force = this.options.forceGates;
+    const gates = force === null ? this.gate.onnxGates() : null;
+    if (force === null && !gates) throw new InputError(`ONNX export: ${this.method} draws random gates at evaluation; a fixed graph cannot reproduce it`);
+    return e.emitWith(this.backbone, x, (m, y, n) => (m instanceof GatedConv ? m.toOnnxGated(e, y, n, gates ? gates(e, m.index, y) : null, force) : null));
   }
 
   trainableParameters(): [Parameter, ParamRole][] {
