@@ -17,6 +17,7 @@ DECLARE(ManualSeed)
 DECLARE(SetGradEnabled)
 DECLARE(IsGradEnabled)
 DECLARE(SetAutocast)
+DECLARE(AutocastState)
 DECLARE(Backward)
 DECLARE(Grad)
 DECLARE(TensorGrad)
@@ -25,6 +26,7 @@ DECLARE(SetRequiresGrad)
 DECLARE(LiveTensors)
 DECLARE(Version)
 DECLARE(CudaDeviceCount)
+DECLARE(CudaBuilt)
 DECLARE(ParallelInfo)
 DECLARE(EmptyCache)
 DECLARE(Dispose)
@@ -51,6 +53,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("setGradEnabled", SetGradEnabled);
   EXPORT("isGradEnabled", IsGradEnabled);
   EXPORT("setAutocast", SetAutocast);
+  EXPORT("autocastState", AutocastState);
   EXPORT("backward", Backward);
   EXPORT("grad", Grad);
   EXPORT("tensorGrad", TensorGrad);
@@ -59,6 +62,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("liveTensors", LiveTensors);
   EXPORT("version", Version);
   EXPORT("cudaDeviceCount", CudaDeviceCount);
+  EXPORT("cudaBuilt", CudaBuilt);
   EXPORT("parallelInfo", ParallelInfo);
   EXPORT("emptyCache", EmptyCache);
   EXPORT("dispose", Dispose);

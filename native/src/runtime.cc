@@ -75,6 +75,34 @@ Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), previous);
 }
 
+// autocastState(device 'cpu'|'cuda', enabled, scalarTypeCode?) -> [previous enabled, previous dtype code].
+// Sets autocast of one device type and reports what it replaced, so a scope can restore both
+// exactly. Leaving autocast drops its cache of lower-precision weight copies: the weights change
+// at the next optimizer step, and an fp32 pass afterwards must not see stale casts.
+Napi::Value AutocastState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsBoolean()) {
+    fail(env, "autocastState: expected (device 'cpu' or 'cuda', enabled, dtype code?)");
+  }
+  std::string device = info[0].As<Napi::String>().Utf8Value();
+  if (device != "cpu" && device != "cuda") fail(env, "autocastState: device must be 'cpu' or 'cuda', got '" + device + "'");
+  bool cpu = device == "cpu";
+  bool enabled = info[1].As<Napi::Boolean>().Value();
+  Napi::Array previous = Napi::Array::New(env, 2);
+  previous.Set(0u, Napi::Boolean::New(env, cpu ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled()));
+  previous.Set(1u, Napi::Number::New(env, static_cast<int>(cpu ? at::autocast::get_autocast_cpu_dtype() : at::autocast::get_autocast_gpu_dtype())));
+  if (info.Length() > 2 && info[2].IsNumber()) {
+    auto dtype = static_cast<at::ScalarType>(info[2].As<Napi::Number>().Int32Value());
+    if (dtype != at::kBFloat16 && dtype != at::kHalf) fail(env, "autocastState: the autocast dtype must be bfloat16 or float16");
+    if (cpu) at::autocast::set_autocast_cpu_dtype(dtype);
+    else at::autocast::set_autocast_gpu_dtype(dtype);
+  }
+  if (cpu) at::autocast::set_cpu_enabled(enabled);
+  else at::autocast::set_enabled(enabled);
+  if (!enabled) at::autocast::clear_cache();
+  return previous;
+}
+
 // backward(roots, gradients|null, retainGraph, createGraph)
 Napi::Value Backward(const Napi::CallbackInfo& info) {
   std::vector<at::Tensor> roots = tensorsFrom(info[0], "backward", false);
@@ -134,6 +162,11 @@ Napi::Value Version(const Napi::CallbackInfo& info) {
 Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
   int n = at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().getNumGPUs()) : 0;
   return Napi::Number::New(info.Env(), n);
+}
+
+// Whether this libtorch was built with CUDA (its CUDA library loaded), whatever the machine has.
+Napi::Value CudaBuilt(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), at::hasCUDA());
 }
 
 Napi::Value ParallelInfo(const Napi::CallbackInfo& info) {

@@ -38,6 +38,8 @@ export interface Native {
   setGradEnabled(enabled: boolean): boolean;
   isGradEnabled(): boolean;
   setAutocast(enabled: boolean, dtype?: number): boolean;
+  /** Sets autocast of one device type; returns what it replaced: [enabled, dtype code]. */
+  autocastState(device: 'cpu' | 'cuda', enabled: boolean, dtype?: number): [boolean, number];
   backward(roots: TensorHandle[], grads: (TensorHandle | null)[] | null, retainGraph?: boolean, createGraph?: boolean): void;
   grad(outputs: TensorHandle[], inputs: TensorHandle[], gradOutputs: (TensorHandle | null)[] | null,
     retainGraph?: boolean, createGraph?: boolean, allowUnused?: boolean): (TensorHandle | null)[];
@@ -47,6 +49,8 @@ export interface Native {
   liveTensors(): number;
   version(): string;
   cudaDeviceCount(): number;
+  /** Whether this libtorch was built with CUDA (whatever GPUs the machine has). */
+  cudaBuilt(): boolean;
   parallelInfo(): string;
 }
 

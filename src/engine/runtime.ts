@@ -1,5 +1,6 @@
 import { native } from './native';
-import { DType, dtypeCode } from './dtype';
+import { DType } from './dtype';
+import { autocastOn } from './precision';
 
 /** Intra-op threads of libtorch. It starts with 1 on some VMs, so set it explicitly. */
 export function setNumThreads(n: number): void {
@@ -20,10 +21,5 @@ export function parallelInfo(): string {
 
 /** Runs fn under CPU autocast (bf16 by default): matmuls and convolutions in lower precision. */
 export function autocast<T>(fn: () => T, dtype: DType = 'bfloat16'): T {
-  const previous = native.setAutocast(true, dtypeCode(dtype));
-  try {
-    return fn();
-  } finally {
-    native.setAutocast(previous);
-  }
+  return autocastOn('cpu', dtype, fn);
 }

@@ -44,6 +44,22 @@ function wrapResults(o: Op, r: any): any {
 // Safety net only: a tensor that was never disposed is freed some time after the GC collects it.
 const finalizer = new FinalizationRegistry<TensorHandle>((h) => native.dispose(h));
 
+let watcher: ((t: Tensor) => void) | null = null;
+
+/**
+ * Runs fn and shows onTensor every tensor made meanwhile (operator results, creations, copies),
+ * as it is made: what checks that a pass makes nothing in the wrong dtype or on the wrong device.
+ */
+export function watchTensors<T>(fn: () => T, onTensor: (t: Tensor) => void): T {
+  const previous = watcher;
+  watcher = onTensor;
+  try {
+    return fn();
+  } finally {
+    watcher = previous;
+  }
+}
+
 /**
  * An n-dimensional array in libtorch. Operations return new tensors; methods ending in `_` modify
  * the tensor in place (as in PyTorch). Native memory is freed by dispose() or by the tidy() scope
@@ -56,6 +72,7 @@ export class Tensor {
     this.#handle = handle;
     finalizer.register(this, handle, this);
     if (tracked) track(this);
+    if (watcher !== null) watcher(this);
   }
 
   /** The addon's handle; an Error once the tensor is disposed. */
@@ -123,10 +140,14 @@ export class Tensor {
   }
 
   // ---- conversion and copies ----
-  to(dtypeOrDevice: DType | string, opts: { copy?: boolean } = {}): Tensor {
-    if (isDType(dtypeOrDevice)) return aten('aten::to', 'dtype', [this, dtypeCode(dtypeOrDevice), false, opts.copy ?? false]);
-    return aten('aten::to', 'dtype_layout', [this], { device: dtypeOrDevice, copy: opts.copy ?? false });
+  /** A dtype or device conversion; nonBlocking copies from pinned host memory asynchronously (CUDA). */
+  to(dtypeOrDevice: DType | string, opts: { copy?: boolean; nonBlocking?: boolean } = {}): Tensor {
+    const nonBlocking = opts.nonBlocking ?? false;
+    if (isDType(dtypeOrDevice)) return aten('aten::to', 'dtype', [this, dtypeCode(dtypeOrDevice), nonBlocking, opts.copy ?? false]);
+    return aten('aten::to', 'dtype_layout', [this], { device: dtypeOrDevice, non_blocking: nonBlocking, copy: opts.copy ?? false });
   }
+  /** A copy in page-locked host memory (needs CUDA), which a non-blocking copy to the GPU can read. */
+  pinMemory(): Tensor { return aten('aten::pin_memory', '', [this]); }
   float(): Tensor { return this.to('float32'); }
   long(): Tensor { return this.to('int64'); }
   clone(): Tensor { return aten('aten::clone', '', [this]); }
