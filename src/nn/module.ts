@@ -5,6 +5,8 @@ import { Buffer, Parameter } from './parameter';
 
 export type StateDict = Map<string, Tensor>;
 
+const FLOATING = new Set<string>(['float16', 'bfloat16', 'float32', 'float64']);
+
 /**
  * Base of every layer and model, after torch.nn.Module: parameters, buffers and submodules are found
  * by attribute (arrays of modules too, named by index), in definition order.
@@ -32,8 +34,14 @@ export abstract class Module {
     return this.namedModules().map(([, m]) => m);
   }
 
+  /** Tensors of a kind held directly or in arrays (named by index, like torch.nn.ParameterList). */
   private ownTensors<T extends Tensor>(kind: new (...a: any[]) => T): [string, T][] {
-    return Object.entries(this).filter(([, v]) => v instanceof kind) as [string, T][];
+    const out: [string, T][] = [];
+    for (const [k, v] of Object.entries(this)) {
+      if (v instanceof kind) out.push([k, v]);
+      else if (Array.isArray(v)) v.forEach((t, i) => { if (t instanceof kind) out.push([`${k}.${i}`, t]); });
+    }
+    return out;
   }
 
   namedParameters(prefix = ''): [string, Parameter][] {
@@ -117,14 +125,19 @@ export abstract class Module {
 
   /**
    * Moves 4-d parameters and buffers to a memory format (channels_last is faster for convolutions
-   * on CPU) or every tensor to a device, in place: optimizers keep pointing at the same parameters.
+   * on CPU), every tensor to a device ('cuda:0'), or every floating-point tensor to a floating dtype
+   * ('float64'; integer buffers such as BN's batch count keep theirs), in place: optimizers keep
+   * pointing at the same parameters.
    */
   to(target: 'channels_last' | 'contiguous' | string): this {
+    const format = target === 'channels_last' || target === 'contiguous';
+    const dtype = FLOATING.has(target);
     noGrad(() => {
       for (const t of this.stateDict().values()) {
-        const moved = target === 'channels_last' || target === 'contiguous'
+        const moved = format
           ? (t.ndim === 4 ? t.contiguous(target) : null)
-          : t.to(target);
+          : dtype ? (FLOATING.has(t.dtype) && t.dtype !== target ? t.to(target) : null)
+          : t.device !== target ? t.to(target) : null;
         if (moved) {
           t.setData_(moved);
           moved.dispose();
