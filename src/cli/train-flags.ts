@@ -6,6 +6,7 @@ import type { TrainOptions } from '../train/options';
 import { TRAIN_DEFAULTS } from '../train/options';
 import { DEFAULT_EPOCHS, MIN_STEPS, VALIDATION_POINTS } from '../train/budget';
 import { parseNormalize } from '../data/transforms';
+import type { Precision } from '../engine/precision';
 
 export const TRAIN_FLAGS: NonNullable<ParseArgsConfig['options']> = {
   backbone: { type: 'string' }, data: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
@@ -14,8 +15,19 @@ export const TRAIN_FLAGS: NonNullable<ParseArgsConfig['options']> = {
   'no-augment': { type: 'boolean' }, 'input-size': { type: 'string' }, shots: { type: 'string' }, classes: { type: 'string' }, threads: { type: 'string' },
   workers: { type: 'string' }, opt: { type: 'string', multiple: true }, out: { type: 'string' }, json: { type: 'boolean' },
   steps: { type: 'string' }, normalize: { type: 'string' }, 'features-from': { type: 'string' }, auto: { type: 'boolean' },
-  'precise-bn': { type: 'string' }, 'freeze-through': { type: 'string' }, init: { type: 'string' },
+  'precise-bn': { type: 'string' }, 'freeze-through': { type: 'string' }, init: { type: 'string' }, precision: { type: 'string' }, device: { type: 'string' },
 };
+
+/** --precision and --device, also taken by eval and predict. */
+export const COMPUTE_FLAGS: NonNullable<ParseArgsConfig['options']> = { precision: { type: 'string' }, device: { type: 'string' } };
+
+export const COMPUTE_FLAGS_USAGE = `  --precision P      fp32 (default), bf16 (autocast; CPU or CUDA), fp16 (autocast + loss scaling; CUDA only)
+  --device D         cpu (default), cuda, cuda:N, or auto (cuda when a GPU is usable)`;
+
+/** --precision and --device as given (checked where they are resolved: train/options.ts resolveCompute). */
+export function computeOptionsOf(values: Values): { precision?: Precision; device?: string } {
+  return { precision: values.precision as Precision | undefined, device: values.device as string | undefined };
+}
 
 export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped backbone), an architecture (random init), or WEIGHTS.safetensors / ARCH:FILE
   --data D           dataset: mnist, fashion-mnist, quickdraw:300-309, glyphs:scripts=Armenian, folder:PATH …
@@ -39,6 +51,7 @@ export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped back
   --classes A,B,..   keep these classes (names or indices)
   --opt KEY=VALUE    a method option (repeatable), e.g. --opt gateMode=st --opt warmup=0.3 --opt gatedBn=false
   --precise-bn auto|on|off  re-estimate BN statistics under the evaluation gates before each validation (auto: gated methods)
+${COMPUTE_FLAGS_USAGE}
   --threads N        libtorch threads    --workers N  data threads    --out DIR  run folder    --json  result on stdout`;
 
 function parseValue(v: string): unknown {
@@ -92,5 +105,6 @@ export function trainOptionsOf(values: Values, where: string): TrainOptions {
     methodOptions: freezeThroughOf(s('freeze-through'), featuresFromOf(s('features-from'), methodOptionsOf(values.opt)), where === 'train' ? s('method') ?? 'adafilter' : undefined),
     out: s('out'), init: s('init'),
     steps: int('steps'), normalize: s('normalize') === undefined ? undefined : parseNormalize(s('normalize')!), preciseBn: s('precise-bn') as TrainOptions['preciseBn'],
+    ...computeOptionsOf(values),
   };
 }

@@ -80,7 +80,8 @@ export function loadCheckpoint(file: string, model: Module, opt: Optimizer): Pos
         if (t.shape.length !== shape.length || t.shape.some((d, j) => d !== shape[j])) {
           throw new InputError(`${file}: optimizer state '${k}' has shape [${t.shape}], parameter is [${shape}]`);
         }
-        s[k.slice(prefix.length)] = t.clone();
+        // On the parameter's device: checkpoints are written from host copies and load on either.
+        s[k.slice(prefix.length)] = t.to(all[i].device, { copy: true });
       }
       return s;
     });

@@ -6,20 +6,29 @@ import { InputError } from '../errors';
 import { setNumThreads } from '../engine/runtime';
 import { evaluateModel, Evaluation } from './evaluate';
 import { loadRun } from './load-run';
+import { resolveCompute } from './options';
+import type { Precision } from '../engine/precision';
 
 export interface EvaluateOptions {
   /** Another dataset; its classes must be the run's (by name). Default: the run's own data and splits. */
   data?: string;
   split?: SplitName;
   threads?: number;
+  /** Default: the run's own precision where it can run on the device (fp16 runs evaluate in fp32 on the CPU). */
+  precision?: Precision;
+  /** Default cpu; see TrainOptions.device. */
+  device?: string;
 }
 
 export async function evaluate(runDir: string, o: EvaluateOptions = {}): Promise<Evaluation & { split: SplitName; data: string }> {
   const split = o.split ?? 'test';
   if (!['train', 'val', 'test'].includes(split)) throw new InputError(`split: expected train, val or test, got '${split}'`);
+  const compute = resolveCompute({ device: o.device, precision: o.precision ?? 'fp32' });
   const run = loadRun(runDir);
   try {
     const c = run.config;
+    if (o.precision === undefined && c.precision && !(c.precision === 'fp16' && compute.device === 'cpu')) compute.precision = c.precision;
+    run.model.to(compute.device);
     if (o.threads) setNumThreads(o.threads);
     const data = o.data ?? c.data;
     // The run's own splits are re-derived from its seed exactly as in training.
@@ -31,7 +40,7 @@ export async function evaluate(runDir: string, o: EvaluateOptions = {}): Promise
     }
     const loader = await createLoader(ds, { split, batch: 100, transform: run.transform });
     try {
-      return { ...(await evaluateModel(run.model, loader, { gates: true })), split, data };
+      return { ...(await evaluateModel(run.model, loader, { gates: true, ...compute })), split, data };
     } finally {
       await loader.close();
     }

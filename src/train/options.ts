@@ -5,6 +5,8 @@ import { getMethod } from '../methods/registry';
 import { NormalizeChoice, checkNormalize } from '../data/transforms';
 import { PRECISE_BN, PreciseBn } from './precise-bn';
 import { checkInit, InitChoice } from './hybrid-init';
+import { resolveDevice } from '../engine/device';
+import { checkPrecision, Precision } from '../engine/precision';
 
 export interface TrainOptions {
   /** 'default' (the shipped backbone), an architecture name, or a weights file (see openBackbone). */
@@ -71,6 +73,13 @@ export interface TrainOptions {
   seed?: number;
   /** libtorch threads; default: the CPU count, at most 4. Results depend on it (float summation order). */
   threads?: number;
+  /**
+   * Arithmetic: 'fp32' (default), 'bf16' autocast (CPU or CUDA) or 'fp16' autocast with loss
+   * scaling (CUDA only). Parameters and optimizer state stay fp32 either way.
+   */
+  precision?: Precision;
+  /** 'cpu' (default), 'cuda', 'cuda:N' or 'auto' (CUDA when a GPU is usable). run.json records the resolved one. */
+  device?: string;
   /** Data loading threads; default min(2, CPUs). */
   workers?: number;
   /** The run folder. Default runs/<method>-<data>-s<seed>. */
@@ -101,6 +110,8 @@ export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' |
   classes: (string | number)[] | null;
   resume: boolean;
   workers: number;
+  /** Resolved: 'cpu' or 'cuda:N'. */
+  device: string;
 };
 
 export const TRAIN_DEFAULTS = {
@@ -110,6 +121,15 @@ export const TRAIN_DEFAULTS = {
 
 function check(ok: boolean, msg: string): void {
   if (!ok) throw new InputError(msg);
+}
+
+/**
+ * Device and precision of a run, evaluation or prediction, checked against this libtorch: the
+ * device as libtorch names it and a precision that can run there.
+ */
+export function resolveCompute(o: { device?: string; precision?: string }): { device: string; precision: Precision } {
+  const device = resolveDevice(o.device ?? 'cpu');
+  return { device, precision: checkPrecision(o.precision ?? 'fp32', device) };
 }
 
 export function resolveOptions(o: TrainOptions): ResolvedOptions {
@@ -147,6 +167,7 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
     workers: o.workers ?? Math.min(2, os.cpus().length),
     out: o.out ?? '',
     resume: o.resume ?? false,
+    ...resolveCompute(o),
   };
   if (!r.out) r.out = `runs/${r.method}-${r.data.replace(/[^A-Za-z0-9._-]+/g, '_')}-s${r.seed}`;
   const int = (v: number, name: string, min: number) => check(Number.isInteger(v) && v >= min, `${name}: expected an integer >= ${min}, got ${v}`);

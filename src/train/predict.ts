@@ -8,16 +8,29 @@ import { decodeImage } from '../data/decode';
 import { applyTransform } from '../data/transforms';
 import { InputError } from '../errors';
 import { loadRun } from './load-run';
+import { resolveCompute } from './options';
+import { onDevice } from '../engine/device';
+import { atLeastFloat32, inPrecision, Precision } from '../engine/precision';
 
 export interface Prediction {
   file: string;
   top: { class: string; index: number; probability: number }[];
 }
 
-export async function predict(runDir: string, images: string[], o: { topk?: number } = {}): Promise<Prediction[]> {
+export interface PredictOptions {
+  topk?: number;
+  /** Default fp32; see TrainOptions.precision. */
+  precision?: Precision;
+  /** Default cpu; see TrainOptions.device. */
+  device?: string;
+}
+
+export async function predict(runDir: string, images: string[], o: PredictOptions = {}): Promise<Prediction[]> {
   if (images.length === 0) throw new InputError('predict: no image files given');
+  const { device, precision } = resolveCompute(o);
   const run = loadRun(runDir);
   try {
+    run.model.to(device);
     const t = run.transform;
     const k = Math.min(o.topk ?? 5, run.config.classes.length);
     if (!Number.isInteger(k) || k < 1) throw new InputError(`topk: expected a positive integer, got ${o.topk}`);
@@ -31,7 +44,10 @@ export async function predict(runDir: string, images: string[], o: { topk?: numb
       const img = await decodeImage(bytes, t.channels, images[i], t.resize);
       applyTransform(img, t, null, x, i * per);
     }
-    const probs = noGrad(() => tidy(() => softmax(run.model.forward(fromTyped(x, 'float32', [images.length, t.channels, t.height, t.width])), 1).toFloat32Array()));
+    const probs = noGrad(() => tidy(() => {
+      const logits = inPrecision(precision, device, () => run.model.forward(onDevice(fromTyped(x, 'float32', [images.length, t.channels, t.height, t.width]), device)));
+      return softmax(atLeastFloat32(logits), 1).toFloat32Array();
+    }));
     const n = run.config.classes.length;
     return images.map((file, i) => {
       const row = Array.from(probs.subarray(i * n, (i + 1) * n), (p, index) => ({ index, p }));

@@ -11,9 +11,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors';
-import type { GateStats } from '../methods/adafilter/stats';
+import type { GateStats } from '../methods/gate-stats';
 import type { ArchOptions, InputSpec } from './backbones';
 import type { PreciseBn } from './precise-bn';
+import type { Precision } from '../engine/precision';
 
 export const RUN_FILES = {
   config: 'run.json', log: 'log.jsonl', checkpoint: 'checkpoint.safetensors', model: 'model.safetensors', result: 'result.json',
@@ -52,6 +53,10 @@ export interface RunConfig {
   testFraction: number;
   seed: number;
   threads: number;
+  /** Arithmetic of the training steps and evaluations (absent in runs made before it existed: fp32). */
+  precision?: Precision;
+  /** Where the run trained ('cpu', 'cuda:0'); its files load on either. */
+  device?: string;
   classes: string[];
   input: InputSpec & { resolvedStats: { mean: number[]; std: number[] } };
   inputSize: number;

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { manualSeed } from '../engine/random';
 import { setNumThreads } from '../engine/runtime';
 import { tidy } from '../engine/scope';
+import { inPrecision } from '../engine/precision';
 import { SGD } from '../optim/sgd';
 import { applyMethod } from '../methods/registry';
 import { MethodModel } from '../methods/method';
@@ -32,7 +33,7 @@ import { FeatureCache } from './feature-cache'; // feature cache (linear probe)
 import { recalibrateBn, usesPreciseBn } from './precise-bn';
 import { Budget, trainingBudget } from './budget';
 import { getMethod } from '../methods/registry';
-import type { GateStats } from '../methods/adafilter/stats';
+import type { GateStats } from '../methods/gate-stats';
 import type { GateLearning } from './run-folder';
 
 /** A run stopped by its signal (SIGINT): the checkpoint is saved, --resume continues it. */
@@ -61,7 +62,7 @@ function trainTransform(input: ResolvedTransform, augment: boolean): ResolvedTra
 
 /** Keys of run.json that must match when resuming (the rest — threads excepted — follow from them). */
 const IDENTITY: (keyof RunConfig)[] = ['backbone', 'arch', 'data', 'method', 'inputSize', 'epochs', 'steps', 'batch', 'lr', 'headLr', 'gateLr',
-  'weightDecay', 'momentum', 'schedule', 'labelSmoothing', 'augment', 'preciseBn', 'init', 'shots', 'seed', 'valFraction', 'testFraction'];
+  'weightDecay', 'momentum', 'schedule', 'labelSmoothing', 'augment', 'preciseBn', 'init', 'shots', 'seed', 'valFraction', 'testFraction', 'precision'];
 
 /** The epoch's gate statistics on the validation split, with the fine-tuned filters' drift. */
 function gateLearning(g: GateStats, drift: { overall: number; layers: Record<string, number> } | null): GateLearning {
@@ -120,7 +121,7 @@ async function prepare(opts: TrainOptions): Promise<Prepared> {
     epochs: budget.epochs, steps: budget.steps, validateEvery: budget.validateEvery, budgetRule: budget.rule,
     batch: o.batch, lr: o.lr, headLr: o.headLr, gateLr: o.gateLr, weightDecay: o.weightDecay,
     momentum: o.momentum, schedule: o.schedule, labelSmoothing: o.labelSmoothing, augment: o.augment, preciseBn: o.preciseBn, init: o.init, shots: o.shots,
-    valFraction: o.valFraction, testFraction: o.testFraction, seed: o.seed, threads: o.threads, classes: ds.classes,
+    valFraction: o.valFraction, testFraction: o.testFraction, seed: o.seed, threads: o.threads, precision: o.precision, device: o.device, classes: ds.classes,
     input: { ...bb.input, resolvedStats: { mean: transform.mean, std: transform.std } },
     inputSize: bb.input.size, channels: bb.input.channels, createdAt: new Date().toISOString(),
   };
@@ -148,6 +149,7 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
   }
 
   const model: MethodModel = applyMethod(o.method, bb.model, ds.classes.length, o.methodOptions);
+  model.to(o.device); // before the optimizer: its state is made beside the parameters
   const opt = new SGD(model.paramGroups({ lr: o.lr, headLr: o.headLr, gateLr: o.gateLr, weightDecay: o.weightDecay }),
     { lr: o.lr, momentum: o.momentum });
   const baseLrs = opt.groups.map((g) => g.lr);
@@ -208,9 +210,12 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
         opt.groups.forEach((g, i) => (g.lr = baseLrs[i] * factor));
         const [loss, correct] = tidy(() => {
           opt.zeroGrad();
-          const logits = cache ? cache.logits(b) : model.forward(inputsOf(b)); // feature cache (linear probe)
-          const y = targetsOf(b);
-          const l = model.loss(logits, y, { labelSmoothing: o.labelSmoothing });
+          const y = targetsOf(b, o.device);
+          // Autocast covers forward and loss only (backward follows the forward's dtypes; the step is fp32).
+          const { logits, l } = inPrecision(o.precision, o.device, () => {
+            const pass = cache ? { logits: cache.logits(b), gates: [] } : model.run(inputsOf(b, o.device)); // feature cache (linear probe)
+            return { logits: pass.logits, l: model.loss(pass, y, { labelSmoothing: o.labelSmoothing }) };
+          });
           const lv = l.item();
           if (!Number.isFinite(lv)) return [lv, 0] as const;
           l.backward();
@@ -242,7 +247,7 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
       if (last || (pos.epoch + 1) % budget.validateEvery === 0) {
         // The saved best weights carry the statistics recalibrated here, so the test (and `eval`) use them too.
         if (recal) await recalibrateBn(model, recal.epoch(0));
-        const v = await evaluateModel(model, val, { gates: gated });
+        const v = await evaluateModel(model, val, { gates: gated, precision: o.precision, device: o.device });
         const best = v.acc > pos.bestAcc;
         const entry: EpochLog = {
           epoch: pos.epoch + 1, steps: epochSteps, lr: opt.groups[0].lr, trainLoss: pos.lossSum / pos.seen, trainAcc: pos.correct / pos.seen,
@@ -271,7 +276,7 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
     loadWeights(model, files.model);
     const test = await createLoader(ds, { split: 'test', batch: 100, transform: evalTransform(transform), workers: o.workers });
     loaders.push(test);
-    const t = await evaluateModel(model, test, { gates: true });
+    const t = await evaluateModel(model, test, { gates: true, precision: o.precision, device: o.device });
     opts.onEvent?.({ type: 'test', acc: t.acc, loss: t.loss });
     const result: RunResult = {
       method: o.method, backbone: o.backbone, arch: config.arch, data: o.data, seed: o.seed, epochs: budget.epochs,

@@ -15,6 +15,7 @@ import { globalAvgPool, sigmoid, tanh } from '../../nn/functional';
 import { constant_ } from '../../nn/init';
 import type { OnnxEmitter } from '../../io/onnx/export';
 import { int } from '../../io/onnx/graph';
+import { atLeastFloat32 } from '../../engine/precision';
 
 /** Channels in and out of each gated layer, in forward order. */
 export interface GatedLayerShape {
@@ -242,7 +243,8 @@ export class RecurrentGate extends Module implements GateSource {
   }
 
   gate(layer: number, x: Tensor, training: boolean): LayerGates {
-    const z = this.logits(layer, x, training);
+    // Under bf16 autocast the head's logits are bf16: the straight-through decision is taken in fp32.
+    const z = atLeastFloat32(this.logits(layer, x, training));
     const g = training ? trainingGate(z, this.options.tau, this.noiseScale, () => this.#noise.get(layer, z.size(0), z.dtype)) : hardGate(z);
     return { g, z };
   }

@@ -19,7 +19,9 @@ export function copyBatchNorm(bn: BatchNorm2d, frozen = false): BatchNorm2d {
 /** y = g·a + (1 − g)·b with g [B, C] broadcast over H×W (torch.lerp: b + g·(a − b)). */
 export function mix(a: Tensor, b: Tensor, g: Tensor): Tensor {
   const g4 = g.view(g.size(0), g.size(1), 1, 1);
-  return aten('aten::lerp', 'Tensor', [b, a, g4]);
+  // lerp wants one dtype: under autocast the paths are bf16 while the gates were decided in fp32
+  // (0 and 1 are exact in either).
+  return aten('aten::lerp', 'Tensor', [b, a, g4.dtype === a.dtype ? g4 : g4.to(a.dtype)]);
 }
 
 /**
