@@ -6,6 +6,7 @@ import { Command, intFlag, parseFlags } from '../src/cli/command';
 import { InputError } from '../src/errors';
 import { getMethod } from '../src/methods/registry';
 import { runThroughput } from './throughput';
+import type { Precision } from '../src/engine/precision';
 import { runDataBench } from './data';
 import { compareMethodCost } from './methods';
 import { PROFILES } from './transfer-suite';
@@ -13,9 +14,10 @@ import { publishResults, runTransfer } from './transfer';
 import { headline } from './transfer-report';
 
 const usage = `usage: adafilter bench throughput [--arch A] [--batch N] [--threads N] [--steps N] [--warmup N]
-                                  [--rounds N] [--channels-last] [--no-peer] [--method M] [--json]
+                                  [--rounds N] [--channels-last] [--precision fp32|bf16] [--no-peer] [--method M] [--json]
   Times forward passes and SGD training steps here and in PyTorch (Debian python3-torch),
   alternately in one run; prints images/s for both and the ratio adafilter / pytorch.
+  --precision bf16: both sides under CPU bf16 autocast (fp32 weights and SGD step).
   With --method M (other than finetune): M's training and forward cost against finetune's on the
   same backbone, alternately in one run (the PyTorch peer implements finetune only).
 
@@ -69,7 +71,7 @@ async function throughput(argv: string[]): Promise<number> {
     arch: { type: 'string' }, batch: { type: 'string' }, threads: { type: 'string' },
     steps: { type: 'string' }, warmup: { type: 'string' }, rounds: { type: 'string' },
     'channels-last': { type: 'boolean' }, 'no-peer': { type: 'boolean' }, json: { type: 'boolean' },
-    method: { type: 'string' },
+    method: { type: 'string' }, precision: { type: 'string' },
   }, 'bench throughput');
   const method = (values.method as string | undefined) ?? 'finetune';
   getMethod(method);
@@ -97,6 +99,7 @@ async function throughput(argv: string[]): Promise<number> {
     rounds: intFlag(values.rounds as string | undefined, 'rounds', 5),
     channelsLast: Boolean(values['channels-last']),
     peer: !values['no-peer'],
+    precision: values.precision as Precision | undefined,
   });
   if (values.json) {
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
@@ -104,7 +107,7 @@ async function throughput(argv: string[]): Promise<number> {
     const a = result.adafilter as any, p = result.pytorch as any;
     const line = (name: string, s: any) =>
       `${name.padEnd(10)} forward ${s.forward_img_s.toFixed(1).padStart(8)} img/s  train ${s.train_img_s.toFixed(1).padStart(8)} img/s  (${s.train_gflop_s.toFixed(1)} GFLOP/s, peak RSS ${s.peak_rss_mb.toFixed(0)} MB)`;
-    process.stdout.write(`${result.arch}, batch ${result.batch}, ${result.threads} threads\n${line('adafilter', a)}\n`);
+    process.stdout.write(`${result.arch}, batch ${result.batch}, ${result.threads} threads, ${result.precision}\n${line('adafilter', a)}\n`);
     if (p) process.stdout.write(`${line('pytorch', p)}\nratio      forward ${(result.forward_ratio as number).toFixed(2)}  train ${(result.train_ratio as number).toFixed(2)}\n`);
   }
   return 0;

@@ -3,6 +3,7 @@ import { setNumThreads } from '../src/engine/runtime';
 import { tidy } from '../src/engine/scope';
 import { noGrad } from '../src/engine/autograd';
 import { Tensor } from '../src/engine/tensor';
+import { checkPrecision, inPrecision, Precision } from '../src/engine/precision';
 import { crossEntropy } from '../src/nn/functional';
 import { buildModel, modelSpec } from '../src/models/registry';
 import { SGD } from '../src/optim/sgd';
@@ -21,6 +22,8 @@ export interface ThroughputOptions {
   peer: boolean;
   /** Input side in pixels; the architecture's own by default. */
   inputSize?: number;
+  /** fp32 (default) or bf16 autocast, here and in PyTorch (torch.autocast('cpu', dtype=torch.bfloat16)). */
+  precision?: Precision;
 }
 
 interface Side {
@@ -50,6 +53,7 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 200));
 
 /** Times forward passes and SGD training steps of one architecture here and in PyTorch, alternately. */
 export async function runThroughput(o: ThroughputOptions) {
+  const precision = checkPrecision(o.precision ?? 'fp32', 'cpu');
   const spec = modelSpec(o.arch);
   setNumThreads(o.threads);
   manualSeed(0);
@@ -69,11 +73,12 @@ export async function runThroughput(o: ThroughputOptions) {
     for (let i = 0; i < steps; i++) {
       const t0 = process.hrtime.bigint();
       if (mode === 'forward') {
-        noGrad(() => tidy(() => { model.forward(x).sum().item(); }));
+        noGrad(() => tidy(() => { inPrecision(precision, 'cpu', () => model.forward(x)).sum().item(); }));
       } else {
+        // As the trainer does: autocast around forward and loss, backward and the fp32 step outside it.
         tidy(() => {
           opt.zeroGrad();
-          const loss = crossEntropy(model.forward(x), y);
+          const loss = inPrecision(precision, 'cpu', () => crossEntropy(model.forward(x), y));
           loss.backward();
           opt.step();
         });
@@ -89,7 +94,7 @@ export async function runThroughput(o: ThroughputOptions) {
   const theirs = { forward: [] as number[], train: [] as number[] };
   try {
     if (peer) {
-      peerSetup = await peer.request({ cmd: 'setup', arch: o.arch, batch: o.batch, threads: o.threads, input_size: size, channels_last: o.channelsLast, method: 'finetune' });
+      peerSetup = await peer.request({ cmd: 'setup', arch: o.arch, batch: o.batch, threads: o.threads, input_size: size, channels_last: o.channelsLast, method: 'finetune', precision });
     }
     for (const mode of ['forward', 'train'] as const) {
       time(mode, o.warmup);
@@ -108,7 +113,7 @@ export async function runThroughput(o: ThroughputOptions) {
     const flops = forwardFlops(model, x);
     const adafilter = side(o.batch, ours.forward, ours.train, flops, peakRssMb());
     const result: Record<string, unknown> = {
-      arch: o.arch, batch: o.batch, threads: o.threads, input_size: size, method: 'finetune', channels_last: o.channelsLast,
+      arch: o.arch, batch: o.batch, threads: o.threads, input_size: size, method: 'finetune', channels_last: o.channelsLast, precision,
       steps_timed: o.steps * o.rounds, forward_gflop: flops / 1e9, machine: machineInfo(), adafilter,
     };
     if (peer) {

@@ -8,10 +8,13 @@ replies.
 
 Commands
   {"cmd":"setup","arch":"resnet20"|"resnet18-cifar","batch":32,"threads":2,
-   "channels_last":false,"method":"finetune","seed":0}
+   "channels_last":false,"method":"finetune","seed":0,"precision":"fp32"|"bf16"}
       -> {"ok":true,"torch":"<torch.__version__>","arch":...,"batch":...,
-          "threads":...,"channels_last":...,"method":...,
+          "threads":...,"channels_last":...,"method":...,"precision":...,
           "params":N,"forward_flops":F}
+      precision bf16: forward (and loss) under
+      torch.autocast('cpu', dtype=torch.bfloat16); weights, gradients and
+      the SGD step stay fp32.
       params = number of parameter elements (BN running stats excluded);
       forward_flops = 2 * MACs of one forward pass over the whole batch
       (conv2d + linear MACs only, counted with forward hooks; bias adds,
@@ -43,6 +46,7 @@ sys.stdout = sys.stderr
 
 ARCHS = ("resnet20", "resnet18-cifar")
 METHODS = ("finetune",)
+PRECISIONS = ("fp32", "bf16")
 
 
 # --------------------------------------------------------------------------
@@ -153,6 +157,9 @@ class Peer:
         channels_last = bool(req.get("channels_last", False))
         method = req.get("method", "finetune")
         seed = int(req.get("seed", 0))
+        precision = req.get("precision", "fp32")
+        if precision not in PRECISIONS:
+            raise ValueError("unsupported precision %r (expected one of %s)" % (precision, ", ".join(PRECISIONS)))
         if arch not in ARCHS:
             raise ValueError("unknown arch %r (expected one of %s)" % (arch, ", ".join(ARCHS)))
         if method not in METHODS:
@@ -176,6 +183,7 @@ class Peer:
         params = sum(p.numel() for p in model.parameters())
 
         self.model, self.x, self.y, self.opt = model, x, y, opt
+        self.bf16 = precision == "bf16"
         return {
             "ok": True,
             "torch": torch.__version__,
@@ -184,18 +192,23 @@ class Peer:
             "threads": torch.get_num_threads(),
             "channels_last": channels_last,
             "method": method,
+            "precision": precision,
             "params": params,
             "forward_flops": flops,
         }
 
+    def _autocast(self):
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)
+
     def _forward_step(self):
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             self.model(self.x)
 
     def _train_step(self):
         self.opt.zero_grad(set_to_none=True)
-        out = self.model(self.x)
-        loss = F.cross_entropy(out, self.y)
+        with self._autocast():
+            out = self.model(self.x)
+            loss = F.cross_entropy(out, self.y)
         loss.backward()
         self.opt.step()
 
