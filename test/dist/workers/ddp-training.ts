@@ -67,7 +67,8 @@ export function batchIndices(step: number, part: number, parts: number): number[
   return global.filter((_, j) => j % parts === part);
 }
 
-export const makeOptimizer = (m: Module): SGD => new SGD(m.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 5e-4 });
+export const SGD_OPTIONS = { lr: 0.1, momentum: 0.9, weightDecay: 5e-4 };
+export const makeOptimizer = (m: Module): SGD => new SGD(m.parameters(), SGD_OPTIONS);
 
 function select(t: Tensor, idx: number[]): Tensor {
   return t.indexSelect(0, tensor(idx, { dtype: 'int64' }));
