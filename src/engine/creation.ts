@@ -103,3 +103,12 @@ export function cat(tensors: Tensor[], dim = 0): Tensor {
 export function stack(tensors: Tensor[], dim = 0): Tensor {
   return aten('aten::stack', '', [tensors, dim]);
 }
+
+// PyTorch's new_zeros / new_full / new_empty: a tensor made mid-forward takes dtype and device from
+// the tensor it goes with, so a float64 or CUDA pass stays float64 or on CUDA throughout.
+/** Zeros of `shape` with like's dtype and device. */
+export const newZeros = (like: Tensor, shape: number[]): Tensor => aten('aten::new_zeros', '', [like, shape]);
+/** `value` everywhere in `shape`, with like's dtype and device. */
+export const newFull = (like: Tensor, shape: number[], value: number): Tensor => aten('aten::new_full', '', [like, shape, value]);
+/** Uninitialised `shape` with like's dtype and device (to be filled in place: uniform_, exponential_). */
+export const newEmpty = (like: Tensor, shape: number[]): Tensor => aten('aten::new_empty', '', [like, shape]);

@@ -4,8 +4,7 @@
  * logits (ablation adafilter-static) and random choices at a given fraction (ablation random-filter).
  */
 import { aten, Tensor } from '../../engine/tensor';
-import { cat, empty, full, zeros } from '../../engine/creation';
-import { rand } from '../../engine/random';
+import { cat, full, newEmpty, newZeros } from '../../engine/creation';
 import { isGradEnabled, noGrad } from '../../engine/autograd';
 import { Module } from '../../nn/module';
 import { Parameter } from '../../nn/parameter';
@@ -43,7 +42,7 @@ export const GATE_MODES: readonly GateMode[] = ['st', 'gumbel', 'gumbel-anneal']
  * noise (or a zero noise scale) this is the deterministic straight-through gate.
  */
 export function gumbelSigmoidST(z: Tensor, tau: number, noise?: Tensor | null, noiseScale = 1): Tensor {
-  const d = noise === undefined ? gumbelDifference(z.shape, z.dtype) : noise;
+  const d = noise === undefined ? gumbelDifference(z.shape, z) : noise;
   const zn = d && noiseScale > 0 ? z.add(d, noiseScale) : z;
   const s = sigmoid(tau === 1 ? zn : zn.div(tau));
   // s + (hard − s) is exactly hard: for s ≤ 0.5, hard − s = −s; for s > 0.5, 1 − s is exact
@@ -52,10 +51,13 @@ export function gumbelSigmoidST(z: Tensor, tau: number, noise?: Tensor | null, n
   return s.add(c);
 }
 
-/** G1 − G2 for independent standard Gumbel G1, G2 (a standard logistic sample), without gradient. */
-export function gumbelDifference(shape: number[], dtype: Tensor['dtype'] = 'float32'): Tensor {
+/**
+ * G1 − G2 for independent standard Gumbel G1, G2 (a standard logistic sample), without gradient, in
+ * the dtype and on the device of `like` (the logits it is added to).
+ */
+export function gumbelDifference(shape: number[], like: Tensor): Tensor {
   return noGrad(() => {
-    const e = empty([2, ...shape], { dtype }).exponential_(1).log(); // log E = −G
+    const e = newEmpty(like, [2, ...shape]).exponential_(1).log(); // log E = −G
     return e.select(0, 1).sub(e.select(0, 0));
   });
 }
@@ -77,8 +79,8 @@ class PassNoise {
 
   reset(): void { this.#noise = null; }
 
-  get(layer: number, batch: number, dtype: Tensor['dtype']): Tensor {
-    if (!this.#noise) this.#noise = gumbelDifference([batch, this.#total], dtype);
+  get(layer: number, batch: number, like: Tensor): Tensor {
+    if (!this.#noise) this.#noise = gumbelDifference([batch, this.#total], like);
     return this.#noise.narrow(1, this.#offsets[layer], this.channels[layer]);
   }
 }
@@ -210,8 +212,8 @@ export class RecurrentGate extends Module implements GateSource {
 
   begin(batch: number): void {
     const h = this.options.hiddenSize;
-    const dtype = this.lstm.weight_ih.dtype;
-    this.#state = [zeros([batch, h], { dtype }), zeros([batch, h], { dtype })];
+    const w = this.lstm.weight_ih;
+    this.#state = [newZeros(w, [batch, h]), newZeros(w, [batch, h])];
     this.#stacked = null;
     this.#noise.reset();
   }
@@ -245,7 +247,7 @@ export class RecurrentGate extends Module implements GateSource {
   gate(layer: number, x: Tensor, training: boolean): LayerGates {
     // Under bf16 autocast the head's logits are bf16: the straight-through decision is taken in fp32.
     const z = atLeastFloat32(this.logits(layer, x, training));
-    const g = training ? trainingGate(z, this.options.tau, this.noiseScale, () => this.#noise.get(layer, z.size(0), z.dtype)) : hardGate(z);
+    const g = training ? trainingGate(z, this.options.tau, this.noiseScale, () => this.#noise.get(layer, z.size(0), z)) : hardGate(z);
     return { g, z };
   }
 
@@ -324,7 +326,7 @@ export class StaticGate extends Module implements GateSource {
   gate(layer: number, _x: Tensor, training: boolean): LayerGates {
     const c = this.logits[layer].size(0);
     const z = this.logits[layer].unsqueeze(0).expand(this.#batch, c);
-    const g = training ? trainingGate(z, this.options.tau, this.noiseScale, () => this.#noise.get(layer, this.#batch, z.dtype)) : hardGate(z);
+    const g = training ? trainingGate(z, this.options.tau, this.noiseScale, () => this.#noise.get(layer, this.#batch, z)) : hardGate(z);
     return { g, z };
   }
 
@@ -360,7 +362,7 @@ export class RandomGate extends Module implements GateSource {
 
   gate(layer: number, x: Tensor, _training?: boolean): LayerGates {
     const p = Array.isArray(this.fraction) ? this.fraction[layer] : this.fraction;
-    return { g: noGrad(() => rand([this.#batch, this.layers[layer].outChannels], { dtype: x.dtype }).lt(p).to(x.dtype)), z: null };
+    return { g: noGrad(() => newEmpty(x, [this.#batch, this.layers[layer].outChannels]).uniform_(0, 1).lt(p).to(x.dtype)), z: null };
   }
 
   forward(layer: number, x: Tensor, training = this.training): Tensor {
