@@ -17,6 +17,8 @@ function eta(seconds: number): string {
 export interface ProgressOptions {
   /** Default: whether stderr is a terminal. */
   tty?: boolean;
+  /** Without a terminal: a plain progress line at most this often within an epoch (default 60 s; long epochs of pretraining). */
+  lineEverySeconds?: number;
   /** Prefix for each line (compare: the method and seed). */
   label?: string;
   stream?: NodeJS.WriteStream;
@@ -27,7 +29,9 @@ export function progressReporter(o: ProgressOptions = {}): { onEvent: (e: TrainE
   const tty = o.tty ?? Boolean(stream.isTTY);
   const label = o.label ? `${o.label} ` : '';
   let bar: cliProgress.SingleBar | null = null;
-  let epochs = 0, perEpoch = 0, done = 0, started = 0, startDone = 0;
+  let epochs = 0, perEpoch = 0, done = 0, started = 0, startDone = 0, lastLine = 0;
+  const lineEvery = 1000 * (o.lineEverySeconds ?? 60);
+  const remaining = () => eta((epochs * perEpoch - done) / ((done - startDone) / Math.max(1e-3, (Date.now() - started) / 1000)));
   const write = (s: string) => stream.write(s + '\n');
   const stop = () => { bar?.stop(); bar = null; };
   const onEvent = (e: TrainEvent) => {
@@ -35,7 +39,7 @@ export function progressReporter(o: ProgressOptions = {}): { onEvent: (e: TrainE
       case 'start':
         epochs = e.epochs; perEpoch = e.stepsPerEpoch;
         done = startDone = e.startEpoch * perEpoch + e.startStep;
-        started = Date.now();
+        started = lastLine = Date.now();
         if (!tty) write(`${label}training: ${e.description}; ${epochs} epochs × ${perEpoch} steps → ${e.dir}${done ? ` (resumed at epoch ${e.startEpoch + 1}, step ${e.startStep})` : ''}`);
         else {
           bar = new cliProgress.SingleBar({
@@ -52,10 +56,15 @@ export function progressReporter(o: ProgressOptions = {}): { onEvent: (e: TrainE
           epoch: e.epoch + 1, step: e.step, loss: fmt(e.loss), acc: fmt(e.acc, 2), ips: Math.round(e.imagesPerSec),
           eta_s: eta((epochs * perEpoch - done) / rate),
         });
+        if (!tty && Date.now() - lastLine >= lineEvery) {
+          lastLine = Date.now();
+          write(`${label}epoch ${e.epoch + 1}/${epochs} step ${e.step}/${perEpoch}: loss ${fmt(e.loss)} | ${Math.round(e.imagesPerSec)} img/s, ETA ${remaining()}`);
+        }
         break;
       }
       case 'epoch': {
-        const line = `${label}epoch ${e.epoch}/${e.epochs}: train loss ${fmt(e.trainLoss)} acc ${fmt(e.trainAcc)} | val loss ${fmt(e.valLoss)} acc ${fmt(e.valAcc)}${e.best ? ' (best)' : ''} | ${Math.round(e.imagesPerSec)} img/s, ${e.seconds.toFixed(1)} s`;
+        lastLine = Date.now();
+        const line = `${label}epoch ${e.epoch}/${e.epochs}: train loss ${fmt(e.trainLoss)} acc ${fmt(e.trainAcc)} | val loss ${fmt(e.valLoss)} acc ${fmt(e.valAcc)}${e.best ? ' (best)' : ''} | ${Math.round(e.imagesPerSec)} img/s, ${e.seconds.toFixed(1)} s${e.epoch < e.epochs ? `, ETA ${remaining()}` : ''}`;
         if (bar) { bar.stop(); write(line); bar.start(epochs * perEpoch, done, { epoch: Math.min(e.epoch + 1, epochs), epochs, step: 0, steps: perEpoch, loss: '-', acc: '-', ips: '-', eta_s: '--' }); }
         else write(line);
         break;

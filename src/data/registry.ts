@@ -9,6 +9,7 @@ import { openFashionMnist, FASHION_MNIST_DIR } from './sources/fashion-mnist';
 import { openQuickdraw, quickdrawDir } from './sources/quickdraw';
 import { openGlyphs, parseGlyphSpec, NOTO_DIR, GLYPH_DEFAULTS } from './sources/glyphs';
 import { openFolder } from './sources/folder';
+import { composeSources, composedParts } from './sources/compose';
 import { SplitOptions, makeSplits } from './split';
 import { InputError } from '../errors';
 
@@ -37,7 +38,7 @@ export const SOURCES: SourceInfo[] = [
     license: 'MIT (Zalando)', available: exists(() => FASHION_MNIST_DIR) },
   { kind: 'quickdraw', usage: 'quickdraw[:CLASSES]', summary: "Quick, Draw! doodles, 345 classes x 100, 28x28 gray; CLASSES e.g. '0-244' or 'cat,dog'",
     license: 'CC BY 4.0 (Google)', available: exists(quickdrawDir) },
-  { kind: 'glyphs', usage: 'glyphs[:scripts=A,B;samples=N;size=N;max=N]',
+  { kind: 'glyphs', usage: 'glyphs[:scripts=A,B|all;exclude=A,B;samples=N;size=N;max=N]',
     summary: `letters rendered from Noto fonts, one class per letter, scripts as alphabets (${GLYPH_DEFAULTS.samples} per letter, ${GLYPH_DEFAULTS.size}x${GLYPH_DEFAULTS.size} gray)`,
     license: 'fonts OFL-1.1', available: exists(() => NOTO_DIR) },
   { kind: 'folder', usage: 'folder:PATH or PATH', summary: 'one subfolder per class (optionally under train/ val/ test/), or a path,label[,split] CSV',
@@ -53,8 +54,26 @@ function parseName(name: string): { kind: string; arg: string | undefined } {
   throw new InputError(`unknown dataset '${name}' (known: ${SOURCES.map((s) => s.kind).join(', ')}, or a folder path)`);
 }
 
-/** The source as it comes, with its own splits only. */
+const isSourceName = (part: string) => SOURCES.some((s) => s.kind !== 'folder' && (part === s.kind || part.startsWith(`${s.kind}:`)));
+
+/** The licences of the sources a name reads (each part of a composition), from the table above. */
+export function sourceLicense(name: string): string {
+  const kinds = composedParts(name, isSourceName).map((p) => parseName(p).kind);
+  return [...new Set(kinds)].map((k) => `${k}: ${SOURCES.find((s) => s.kind === k)!.license}`).join('; ');
+}
+
+/** The source as it comes, with its own splits only. `A+B` composes sources with their labels kept apart. */
 export async function openSource(name: string, opts: OpenOptions = {}): Promise<Dataset> {
+  const parts = composedParts(name, isSourceName);
+  if (parts.length > 1) {
+    const opened: Dataset[] = [];
+    for (const p of parts) opened.push(await openPart(p, opts));
+    return composeSources(name, opened);
+  }
+  return openPart(name, opts);
+}
+
+async function openPart(name: string, opts: OpenOptions): Promise<Dataset> {
   const { kind, arg } = parseName(name);
   switch (kind) {
     case 'mnist':

@@ -20,9 +20,14 @@ import { Dataset } from '../data/dataset';
 import { datasetStats } from '../data/loader';
 import { InputError } from '../errors';
 
-/** The package root (this file is dist/src/train/backbones.js). */
-export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
-export const DEFAULT_WEIGHTS = path.join(PACKAGE_ROOT, 'weights', 'default.safetensors');
+import { DEFAULT_WEIGHTS, PACKAGE_ROOT, shippedBackbone, ShippedBackbone } from './shipped';
+
+export { DEFAULT_WEIGHTS, PACKAGE_ROOT };
+
+function shippedFile(s: ShippedBackbone): string {
+  if (!fs.existsSync(s.file)) throw new InputError(`the shipped backbone '${s.name}' is missing (${s.file}); build it with: ${s.build}`);
+  return s.file;
+}
 
 /** Input the weights expect: side, channels and normalisation of the 0..1 pixels. */
 export interface InputSpec {
@@ -181,12 +186,10 @@ export function isTfjsPath(p: string): boolean {
  * model. The classifier is always left out: new classes.
  */
 export function openBackbone(spec: string, numClasses: number): BackboneChoice {
-  if (spec === 'default') {
-    if (!fs.existsSync(DEFAULT_WEIGHTS)) {
-      throw new InputError(`the shipped backbone is missing (${DEFAULT_WEIGHTS}); build it with: ${DEFAULT_BUILD_COMMAND}`);
-    }
-    const c = fromFile(DEFAULT_WEIGHTS, null, numClasses, spec);
-    return { ...c, description: `the shipped backbone (${c.arch}, weights/default.md)` };
+  const shipped = shippedBackbone(spec);
+  if (shipped) {
+    const c = fromFile(shippedFile(shipped), null, numClasses, spec);
+    return { ...c, description: `the shipped backbone '${spec}' (${c.arch}, weights/${path.basename(shipped.file, '.safetensors')}.md)` };
   }
   if (spec === 'nsfwjs') return openNsfwjs(numClasses);
   if (modelNames().includes(spec)) {
@@ -362,10 +365,8 @@ function safetensorsAsIs(file: string, archGiven: string | null, label: string):
 export function openBackboneAsIs(spec: string, o: { arch?: string } = {}): BackboneAsIs {
   const archGiven = o.arch ?? null;
   if (archGiven !== null) modelSpec(archGiven);
-  if (spec === 'default') {
-    if (!fs.existsSync(DEFAULT_WEIGHTS)) throw new InputError(`the shipped backbone is missing (${DEFAULT_WEIGHTS}); build it with: ${DEFAULT_BUILD_COMMAND}`);
-    return safetensorsAsIs(DEFAULT_WEIGHTS, null, 'the shipped backbone');
-  }
+  const shipped = shippedBackbone(spec);
+  if (shipped) return safetensorsAsIs(shippedFile(shipped), null, `the shipped backbone '${spec}'`);
   const headless = (c: BackboneChoice): BackboneAsIs => {
     c.model.eval();
     return { model: c.model, arch: c.arch, archOptions: c.archOptions, input: c.input, hasHead: false, metadata: null, description: c.description };
@@ -385,6 +386,3 @@ export function openBackboneAsIs(spec: string, o: { arch?: string } = {}): Backb
   if (!fs.existsSync(file)) throw new InputError(`unknown model '${spec}' (use default, nsfwjs, an architecture — ${modelNames().join(', ')} — a .safetensors, .onnx or TF.js model.json file, or a run folder)`);
   throw new InputError(`${file}: not a model format this reads (.safetensors, .onnx, a TF.js model.json or its folder)`);
 }
-
-/** How the shipped backbone is made (weights/default.md has the exact command of the file there). */
-export const DEFAULT_BUILD_COMMAND = 'adafilter pretrain --arch resnet20 --data quickdraw:0-244 --epochs 12 --batch 64 --lr 0.05 --threads 1 --seed 0 --out weights/default.safetensors';

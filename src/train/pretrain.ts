@@ -5,7 +5,9 @@
  * as Markdown beside it.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { sourceLicense } from '../data/registry';
 import { decodeSafetensors, saveSafetensors } from '../io/safetensors';
 import { writeFileAtomic } from '../io/atomic';
 import { InputError } from '../errors';
@@ -35,6 +37,11 @@ export interface ModelCard {
   command: string;
   createdAt: string;
   trainSeconds: number;
+  /** Where it was trained: CPU model and cores, and the intra-op threads the run used. */
+  machine?: string;
+  threads?: number;
+  /** The sources' licences (the weights derive from them). */
+  license?: string;
 }
 
 export async function pretrain(o: PretrainOptions, command: string): Promise<ModelCard> {
@@ -48,6 +55,7 @@ export async function pretrain(o: PretrainOptions, command: string): Promise<Mod
     trainImages: null, valAcc: result.val.acc, testAcc: result.test.acc,
     input: { size: cfg.inputSize, channels: cfg.channels, ...cfg.input.resolvedStats },
     command, createdAt: new Date().toISOString(), trainSeconds: result.trainSeconds,
+    machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores`, threads: cfg.threads, license: sourceLicense(cfg.data),
   };
   // The run holds the whole adapted model ("backbone." names); the shipped file is the bare backbone.
   const { tensors } = decodeSafetensors(fs.readFileSync(path.join(result.dir, RUN_FILES.model)), result.dir);
@@ -78,10 +86,10 @@ export function modelCardMarkdown(c: ModelCard, valCurve: number[] = []): string
 - **Source task**: \`${c.source}\` — ${c.classes} classes (${c.classNames.slice(0, 8).join(', ')}${c.classes > 8 ? ', …' : ''}).
   Classes and scripts not listed here are never seen in pretraining and serve as transfer targets.
 - **Training**: standard supervised training from random initialisation (\`finetune\` on random
-  weights), ${c.epochs} epochs, seed ${c.seed}, ${(c.trainSeconds / 60).toFixed(1)} min of training steps.
+  weights), ${c.epochs} epochs, seed ${c.seed}, ${(c.trainSeconds / 60).toFixed(1)} min of training steps${c.machine ? ` on ${c.machine} (${c.threads} thread${c.threads === 1 ? '' : 's'})` : ''}.
 - **Accuracy on the source task**: validation ${pct(c.valAcc)}, test ${pct(c.testAcc)} (best-validation epoch).
 ${valCurve.length ? `- **Validation accuracy per epoch**: ${valCurve.map((v) => (100 * v).toFixed(1)).join(', ')}\n` : ''}- **Reproduce**: \`${c.command}\` (same machine and thread count → identical weights).
 - **Made**: ${c.createdAt}.
-- **Licence**: the weights derive from Quick, Draw! (CC BY 4.0, Google) and are distributed under the same terms.
+- **Licence**: ${c.license ? `the weights derive from their sources (${c.license}) and are distributed under their terms` : 'the weights derive from Quick, Draw! (CC BY 4.0, Google) and are distributed under the same terms'}.
 `;
 }

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { SHIPPED } from '../../train/shipped';
 import { Command, intFlag, parseFlags } from '../command';
 import { InputError } from '../../errors';
 import { Module } from '../../nn/module';
@@ -14,7 +15,7 @@ import { saveSafetensors } from '../../io/safetensors';
 import { exportOnnx } from '../../io/onnx/export';
 import { nsfwjsMobileNetV2Dir } from '../../io/tfjs-import';
 import {
-  ArchOptions, BackboneAsIs, DEFAULT_BUILD_COMMAND, DEFAULT_WEIGHTS, InputSpec, META, openBackboneAsIs, rebuildArchitecture,
+  ArchOptions, BackboneAsIs, InputSpec, META, openBackboneAsIs, rebuildArchitecture,
 } from '../../train/backbones';
 import { loadRun } from '../../train/load-run';
 import { isRunFolder, readResult, RUN_FILES } from '../../train/run-folder';
@@ -69,14 +70,12 @@ async function list(argv: string[]): Promise<number> {
     m.dispose();
     return { name, family: s.family, inputSize: s.inputSize, params, description: s.description, weightsFrom: s.weightsFrom ?? null };
   });
-  const card = path.join(path.dirname(DEFAULT_WEIGHTS), 'default.md');
-  let def: Record<string, unknown>;
-  if (fs.existsSync(DEFAULT_WEIGHTS)) {
-    const meta = readSafetensorsHeader(DEFAULT_WEIGHTS).metadata;
-    def = { name: 'default', available: true, file: DEFAULT_WEIGHTS, arch: meta?.[META.arch] ?? null, card: readCard(meta), cardFile: fs.existsSync(card) ? card : null };
-  } else {
-    def = { name: 'default', available: false, file: DEFAULT_WEIGHTS, build: DEFAULT_BUILD_COMMAND };
-  }
+  const shipped = SHIPPED.map((b): Record<string, unknown> => {
+    const card = b.file.replace(/\.safetensors$/, '.md');
+    if (!fs.existsSync(b.file)) return { name: b.name, available: false, file: b.file, build: b.build };
+    const meta = readSafetensorsHeader(b.file).metadata;
+    return { name: b.name, available: true, file: b.file, arch: meta?.[META.arch] ?? null, card: readCard(meta), cardFile: fs.existsSync(card) ? card : null };
+  });
   const mnv2 = architectures.find((a) => a.name === 'mobilenetv2')!;
   const nsfw = {
     name: 'nsfwjs', available: nsfwjsInstalled(), arch: 'mobilenetv2', params: mnv2.params - (1280 * 1000 + 1000),
@@ -84,19 +83,22 @@ async function list(argv: string[]): Promise<number> {
     ...(nsfwjsInstalled() ? {} : { install: 'npm install nsfwjs@4.4.0' }),
   };
   if (values.json) {
-    out(JSON.stringify({ architectures, weights: [def, nsfw] }, null, 2));
+    out(JSON.stringify({ architectures, weights: [...shipped, nsfw] }, null, 2));
     return 0;
   }
   out('architectures (random initialisation; parameters with a 1000-class head):');
   for (const a of architectures) out(`  ${a.name.padEnd(18)} ${a.family.padEnd(12)} ${String(a.inputSize).padStart(3)} px ${fmtM(a.params).padStart(9)}  ${a.description}`);
   out('');
   out('pretrained weights (--backbone NAME):');
-  if (def.available) {
-    const c = def.card as ModelCard | null;
-    const what = c ? `${c.arch} pretrained on ${c.source} (${c.classes} classes), val ${(100 * c.valAcc).toFixed(2)}%, test ${(100 * c.testAcc).toFixed(2)}%, ${c.input.size} px ${c.input.channels} ch` : `${String(def.arch)} (no model card in the file)`;
-    out(`  ${'default'.padEnd(18)} ${what}; ${def.file}${def.cardFile ? `, card ${def.cardFile}` : ''}`);
-  } else {
-    out(`  ${'default'.padEnd(18)} missing (${def.file}); build it with: ${def.build}`);
+  for (const def of shipped) {
+    const name = String(def.name).padEnd(18);
+    if (def.available) {
+      const c = def.card as ModelCard | null;
+      const what = c ? `${c.arch} pretrained on ${c.source} (${c.classes} classes), val ${(100 * c.valAcc).toFixed(2)}%, test ${(100 * c.testAcc).toFixed(2)}%, ${c.input.size} px ${c.input.channels} ch` : `${String(def.arch)} (no model card in the file)`;
+      out(`  ${name} ${what}; ${def.file}${def.cardFile ? `, card ${def.cardFile}` : ''}`);
+    } else {
+      out(`  ${name} missing (${def.file}); build it with: ${def.build}`);
+    }
   }
   out(`  ${'nsfwjs'.padEnd(18)} ${nsfw.available ? '' : '(not installed: npm install nsfwjs@4.4.0) '}${nsfw.description}; ${fmtM(nsfw.params)} backbone parameters`);
   return 0;

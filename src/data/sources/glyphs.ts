@@ -13,8 +13,10 @@ import { InputError } from '../../errors';
 export const NOTO_DIR = '/usr/share/fonts/truetype/noto';
 
 export interface GlyphOptions {
-  /** Script names as Unicode spells them (Armenian, Old_Italic, ...); default: every script with 10-100 letters. */
-  scripts?: string[];
+  /** Script names as Unicode spells them (Armenian, Old_Italic, ...), or 'all'; default: every script with 10-100 letters. */
+  scripts?: string[] | 'all';
+  /** Scripts left out of the selection (a pretraining source keeps its transfer targets out). */
+  exclude?: string[];
   /** Renderings per letter (Omniglot has 20 drawers per character). */
   samples?: number;
   /** Square image side in pixels. */
@@ -31,6 +33,11 @@ interface ScriptFonts { script: string; fonts: { file: string; cps: Set<number> 
 
 const ALIASES: Record<string, string> = { NKo: 'Nko', PhagsPa: 'Phags_Pa' };
 const GENERIC_SCRIPTS = ['Latin', 'Greek', 'Cyrillic'];
+/**
+ * The CJK family never enters `scripts=all`: targets of that family (Chinese, Japanese, Korean
+ * characters) stay unseen. fonts-noto-core has none of them today; this keeps it so if that changes.
+ */
+export const CJK_FAMILY = ['Han', 'Hiragana', 'Katakana', 'Hangul', 'Bopomofo'];
 
 function isScript(name: string): boolean {
   try { new RegExp(`\\p{Script=${name}}`, 'u'); return true; } catch { return false; }
@@ -155,11 +162,13 @@ export function parseGlyphSpec(arg: string | undefined): GlyphOptions {
       if (!Number.isInteger(n) || n < 1) throw new InputError(`glyphs: ${k} must be a positive integer, got '${v}'`);
       return n;
     };
-    if (k === 'scripts') opts.scripts = (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+    const list = () => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+    if (k === 'scripts') opts.scripts = v === 'all' ? 'all' : list();
+    else if (k === 'exclude') opts.exclude = list();
     else if (k === 'samples') opts.samples = int();
     else if (k === 'size') opts.size = int();
     else if (k === 'max') opts.maxPerScript = int();
-    else throw new InputError(`glyphs: unknown option '${k}' (scripts, samples, size, max)`);
+    else throw new InputError(`glyphs: unknown option '${k}' (scripts, exclude, samples, size, max)`);
   }
   return opts;
 }
@@ -169,19 +178,26 @@ export function defaultGlyphScripts(inv: Map<string, ScriptFonts>): string[] {
     .map((sf) => sf.script).sort();
 }
 
+/** `scripts=all`: every script with at least 10 letters, the CJK family aside. */
+export function allGlyphScripts(inv: Map<string, ScriptFonts>): string[] {
+  return [...inv.values()].filter((sf) => !CJK_FAMILY.includes(sf.script) && scriptLetters(sf).length >= 10)
+    .map((sf) => sf.script).sort();
+}
+
 export function openGlyphs(spec: string, opts: GlyphOptions = {}): Dataset {
   const inv = glyphInventory(opts.dir);
   const samples = opts.samples ?? GLYPH_DEFAULTS.samples;
   const size = opts.size ?? GLYPH_DEFAULTS.size;
   if (size < 8 || size > 256) throw new InputError(`glyphs: size ${size} outside 8..256`);
   const seed = opts.seed ?? 0;
-  const scripts = opts.scripts ?? defaultGlyphScripts(inv);
-  for (const s of scripts) {
+  const chosen = opts.scripts === 'all' ? allGlyphScripts(inv) : opts.scripts ?? defaultGlyphScripts(inv);
+  for (const s of [...chosen, ...(opts.exclude ?? [])]) {
     if (!inv.has(s)) {
       const near = [...inv.keys()].filter((k) => k.toLowerCase() === s.toLowerCase());
       throw new InputError(`glyphs: no fonts for script '${s}'${near.length ? ` (did you mean ${near[0]}?)` : ''} — see 'adafilter datasets list'`);
     }
   }
+  const scripts = chosen.filter((s) => !opts.exclude?.includes(s));
   const r = new Renderer(size);
   const px = size * size;
   const plain = new Uint8Array(px), notdef = new Uint8Array(px);

@@ -1,0 +1,42 @@
+/**
+ * The pretrained backbones that ship in weights/: a name for `--backbone`, the file, and the
+ * command that made it (each file's .md model card beside it has the exact run). `default` is the
+ * one a user gets without asking; the others stay so that results published on them reproduce.
+ */
+import * as path from 'node:path';
+
+/** The package root (this file is dist/src/train/shipped.js). */
+export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
+
+export interface ShippedBackbone {
+  name: string;
+  file: string;
+  /** How to rebuild the file if it is missing. */
+  build: string;
+  summary: string;
+}
+
+/** The glyph scripts the transfer benchmark uses as targets; a pretraining source leaves them out. */
+export const TARGET_SCRIPTS = ['Armenian', 'Georgian', 'Devanagari'];
+
+/** The default's source: Quick Draw 0-244 plus 8 letters of every script but the targets and CJK, 100 renders each. */
+export const DEFAULT_SOURCE = `quickdraw:0-244+glyphs:scripts=all;exclude=${TARGET_SCRIPTS.join(',')};max=8;samples=100;size=28`;
+
+export const SHIPPED: ShippedBackbone[] = [
+  {
+    name: 'default', file: path.join(PACKAGE_ROOT, 'weights', 'default.safetensors'),
+    build: `adafilter pretrain --arch resnet20 --data '${DEFAULT_SOURCE}' --epochs 10 --batch 64 --lr 0.05 --threads 2 --workers 1 --seed 0 --out weights/default.safetensors`,
+    summary: 'resnet20 pretrained on Quick Draw 0-244 and letters of 137 scripts (1341 classes)',
+  },
+  {
+    name: 'doodles-resnet20', file: path.join(PACKAGE_ROOT, 'weights', 'doodles-resnet20.safetensors'),
+    build: 'adafilter pretrain --arch resnet20 --data quickdraw:0-244 --epochs 12 --batch 64 --lr 0.05 --threads 1 --seed 0 --out weights/doodles-resnet20.safetensors',
+    summary: 'resnet20 pretrained on Quick Draw 0-244 only (the default until 2026-12-01; the results published before then use it)',
+  },
+];
+
+export function shippedBackbone(name: string): ShippedBackbone | undefined {
+  return SHIPPED.find((s) => s.name === name);
+}
+
+export const DEFAULT_WEIGHTS = shippedBackbone('default')!.file;
