@@ -223,6 +223,10 @@ export class Tensor {
   lt(o: Operand): Tensor { return compare('lt', this, o); }
   le(o: Operand): Tensor { return compare('le', this, o); }
   logicalNot(): Tensor { return aten('aten::logical_not', '', [this]); }
+  isfinite(): Tensor { return aten('aten::isfinite', '', [this]); }
+  /** Whether any element is true (nonzero), as a 0-d bool tensor. */
+  any(): Tensor { return aten('aten::any', '', [this]); }
+  all(): Tensor { return aten('aten::all', '', [this]); }
   /** where(cond, this, other) */
   where(cond: Tensor, other: Tensor): Tensor { return aten('aten::where', 'self', [cond, this, other]); }
 

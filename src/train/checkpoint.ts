@@ -9,6 +9,7 @@ import { Module } from '../nn/module';
 import { Optimizer } from '../optim/optimizer';
 import { decodeSafetensors, saveSafetensors } from '../io/safetensors';
 import { InputError } from '../errors';
+import type { LossScaleState } from './loss-scaler';
 
 export interface Position {
   /** Epoch being trained (0-based) and batches of it already done. */
@@ -24,6 +25,8 @@ export interface Position {
   bestEpoch: number;
   bestAcc: number;
   bestLoss: number;
+  /** fp16 runs: the loss scaler's state after the last step. */
+  lossScale?: LossScaleState;
 }
 
 const META_KEY = 'adafilter.checkpoint';

@@ -24,6 +24,7 @@ import { applyInit } from './hybrid-init';
 import { checkTrainingSplits, scoredOnValidation } from '../data/split';
 import { normalizeStats } from '../data/transforms';
 import { loadCheckpoint, Position, saveCheckpoint } from './checkpoint';
+import { LossScaler } from './loss-scaler';
 import { evaluateModel } from './evaluate';
 import { inputsOf, targetsOf } from './batch';
 import { resolveOptions, ResolvedOptions, TrainOptions } from './options';
@@ -184,6 +185,7 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
       loaders.push(calibration); // calibration (gna)
       await model.calibrate(calibration.epoch(0)); // calibration (gna)
     } // calibration (gna)
+    const scaler = o.precision === 'fp16' ? new LossScaler({}, pos.lossScale) : null;
     const log = readLog(dir);
     // Epoch lines written after the checkpoint (a kill between the two writes) are dropped, then rewritten identically.
     const kept = log.filter((l) => l.epoch <= pos.epoch);
@@ -218,8 +220,13 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
           });
           const lv = l.item();
           if (!Number.isFinite(lv)) return [lv, 0] as const;
-          l.backward();
-          opt.step();
+          if (scaler) { // fp16: scaled loss, unscaled gradients, overflowing steps skipped
+            scaler.scaled(l).backward();
+            scaler.step(opt);
+          } else {
+            l.backward();
+            opt.step();
+          }
           return [lv, logits.argmax(1).eq(y).sum().item()] as const;
         });
         if (!Number.isFinite(loss)) {
@@ -229,6 +236,7 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
         pos.trainSeconds += dt;
         pos.lossSum += loss * b.y.length; pos.correct += correct; pos.seen += b.y.length;
         pos.step++; pos.globalStep++;
+        if (scaler) pos.lossScale = scaler.state;
         epochImages += b.y.length;
         const secs = Number(process.hrtime.bigint() - epochStart) / 1e9;
         opts.onEvent?.({ type: 'step', epoch: pos.epoch, step: pos.step, stepsPerEpoch: train.numBatches, loss, acc: correct / b.y.length, imagesPerSec: epochImages / secs, lr: opt.groups[0].lr });
