@@ -234,8 +234,10 @@ Napi::Promise awaitWork(Napi::Env env, const std::shared_ptr<Group>& group, cons
 
 Napi::Value DistAvailable(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), true); }
 
-// distInit({ rank, worldSize, masterAddr, masterPort, timeoutMs, iface?, hostname? }) -> Promise<group id>
-// Rank 0 serves the TCPStore; every rank connects to it, then the Gloo group connects all pairs.
+// distInit({ rank, worldSize, masterAddr, masterPort, timeoutMs, iface?, hostname?, storeServer?, storePrefix? })
+//   -> Promise<group id>
+// Rank 0 serves the TCPStore unless storeServer is false (torchrun's agent serves it); every rank
+// connects to it, then the Gloo group connects all pairs. Keys live under storePrefix.
 Napi::Value DistInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = optionsFrom(info, 0, "distInit");
@@ -247,6 +249,8 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
   if (host.empty()) fail(env, "distInit: masterAddr must be a host name or address");
   std::string iface = stringField(o, "iface");
   std::string hostname = stringField(o, "hostname");
+  bool storeServer = o.Get("storeServer").IsBoolean() ? o.Get("storeServer").As<Napi::Boolean>().Value() : rank == 0;
+  std::string prefix = o.Get("storePrefix").IsString() ? stringField(o, "storePrefix") : "adafilter";
 
   auto group = std::make_shared<Group>();
   group->rank = rank;
@@ -256,15 +260,15 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
   std::string what = group->where("init") + " (store " + group->store_address + ")";
   return Job::Start(
       env, what,
-      [group, host, port, iface, hostname]() {
+      [group, host, port, iface, hostname, storeServer, prefix]() {
         c10d::TCPStoreOptions storeOptions;
         storeOptions.port = port;
-        storeOptions.isServer = group->rank == 0;
+        storeOptions.isServer = storeServer;
         storeOptions.numWorkers = static_cast<size_t>(group->size);
         storeOptions.waitWorkers = true;
         storeOptions.timeout = group->timeout;
         auto tcp = c10::make_intrusive<c10d::TCPStore>(host, storeOptions);
-        group->store = c10::make_intrusive<c10d::PrefixStore>("adafilter", tcp);
+        group->store = c10::make_intrusive<c10d::PrefixStore>(prefix, tcp);
         group->pg = glooGroup(group->store, group->rank, group->size, group->timeout, iface, hostname);
       },
       [group](Napi::Env env) {

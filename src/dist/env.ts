@@ -8,6 +8,11 @@ export interface WorkerEnv {
   localWorldSize: number;
   masterAddr: string;
   masterPort: number;
+  /**
+   * Set under torchrun: its agent already serves the rendezvous store on MASTER_PORT, so every
+   * rank connects as a client, under the key prefix of the agent's current restart attempt.
+   */
+  agentStorePrefix: string | null;
 }
 
 const KEYS = ['RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'] as const;
@@ -36,5 +41,7 @@ export function workerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv | nul
   const localRank = env.LOCAL_RANK ? integer(env, 'LOCAL_RANK', 0, localWorldSize - 1) : 0;
   const masterAddr = env.MASTER_ADDR as string;
   const masterPort = integer(env, 'MASTER_PORT', 1, 65535);
-  return { rank, worldSize, localRank, localWorldSize, masterAddr, masterPort };
+  const agentStorePrefix = env.TORCHELASTIC_USE_AGENT_STORE === 'True'
+    ? `/worker/attempt_${env.TORCHELASTIC_RESTART_COUNT || '0'}` : null;
+  return { rank, worldSize, localRank, localWorldSize, masterAddr, masterPort, agentStorePrefix };
 }

@@ -163,9 +163,10 @@ export async function launch(o: LaunchOptions): Promise<void> {
           if (partial) w.tail.push(partial);
           w.exited = true;
           const clean = code === 0 && !signal;
-          // A worker ended by the launcher's own signal is not a failure; one that exits with an
-          // error code after being signalled still reports its error.
-          if (!clean && !(w.signalledByLauncher && signal)) {
+          // A worker ended by the launcher's own SIGTERM (by the signal, or by exiting 128 + 15 from
+          // a handler) is not a failure; one that exits with another code still reports its error.
+          const stoppedByUs = w.signalledByLauncher && (signal !== null || code === 143);
+          if (!clean && !stoppedByUs) {
             const failure = { rank, localRank, pid: child.pid, code, signal, error: spawnError ?? errorLine(w.tail) };
             failures.push({ failure, at: Date.now() });
             stopAll(`${describeFailure(failure)}`);

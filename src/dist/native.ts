@@ -6,7 +6,7 @@ export interface DistNative {
   distAvailable(): boolean;
   distInit(o: {
     rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number;
-    iface?: string; hostname?: string;
+    iface?: string; hostname?: string; storeServer?: boolean; storePrefix?: string;
   }): Promise<number>;
   distDestroy(group: number): void;
   distBarrier(group: number): Promise<void>;

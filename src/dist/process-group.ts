@@ -16,6 +16,8 @@ export interface ProcessGroupOptions {
   timeoutMs?: number;
   /** The network interface Gloo binds to (GLOO_SOCKET_IFNAME's role); by default the address the machine's host name resolves to. */
   iface?: string;
+  /** Who serves the rendezvous store, and the prefix of the group's keys in it: rank 0, under 'adafilter', by default. */
+  store?: { server: boolean; prefix: string };
 }
 
 export const DEFAULT_TIMEOUT_MS = 30 * 60 * 1000;
@@ -53,13 +55,17 @@ export class ProcessGroup {
     const id = await settled(distNative.distInit({
       rank: o.rank, worldSize: o.worldSize, masterAddr: o.masterAddr, masterPort: o.masterPort, timeoutMs,
       ...(o.iface !== undefined ? { iface: o.iface } : {}), ...(hostname !== undefined ? { hostname } : {}),
+      ...(o.store ? { storeServer: o.store.server, storePrefix: o.store.prefix } : {}),
     }));
     return new ProcessGroup(id, o.rank, o.worldSize, timeoutMs);
   }
 
-  /** The group a launcher's environment describes (see workerEnv). */
+  /** The group a launcher's environment describes (see workerEnv): ours, or torchrun's with its agent's store. */
   static fromEnv(env: WorkerEnv, o: { timeoutMs?: number; iface?: string } = {}): Promise<ProcessGroup> {
-    return ProcessGroup.init({ rank: env.rank, worldSize: env.worldSize, masterAddr: env.masterAddr, masterPort: env.masterPort, ...o });
+    return ProcessGroup.init({
+      rank: env.rank, worldSize: env.worldSize, masterAddr: env.masterAddr, masterPort: env.masterPort, ...o,
+      ...(env.agentStorePrefix !== null ? { store: { server: false, prefix: env.agentStorePrefix } } : {}),
+    });
   }
 
   /** The native group id, for the DDP reducer. */

@@ -1,7 +1,8 @@
 /**
  * A worker of test/dist/ddp.test.ts: trains a tiny CNN under DistributedDataParallel for STEPS
  * steps on its DistributedSampler share of each global batch, and writes its initial (before the
- * sync from rank 0) and final parameters to OUT/rank<R>.json. argv: OUT MODEL(plain|gated)
+ * sync from rank 0) and final parameters to OUT/rank<R>.json. argv: OUT MODEL(plain|gated) [IFACE]
+ * (IFACE: the network interface Gloo binds to, --dist-iface's role).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,10 +10,10 @@ import { ProcessGroup, DistributedDataParallel, workerEnv } from '../../../src/d
 import { STEPS, ModelKind, makeModel, makeData, makeOptimizer, backwardOn, parameterValues } from './ddp-training';
 
 async function main(): Promise<void> {
-  const [out, kind] = [process.argv[2], process.argv[3] as ModelKind];
+  const [out, kind, iface] = [process.argv[2], process.argv[3] as ModelKind, process.argv[4]];
   const env = workerEnv();
   if (!env) throw new Error('ddp-worker: not started by a launcher');
-  const group = await ProcessGroup.fromEnv(env, { timeoutMs: 60_000 });
+  const group = await ProcessGroup.fromEnv(env, { timeoutMs: 60_000, ...(iface ? { iface } : {}) });
   const data = makeData();
   // Each rank starts from its own weights: DDP must replace them with rank 0's.
   const model = makeModel(kind, 7 + env.rank);
