@@ -11,12 +11,13 @@ import { reportCommand } from './commands/report';
 import { modelsCommand } from './commands/models';
 import { setupCommand } from './commands/setup';
 import { analyzeCommand } from './commands/analyze';
+import { selectCommand } from './commands/select';
 
 /**
  * The library's commands. `bench` is not among them: it lives in bench/ (which src/ never
  * imports) and bin/adafilter.js passes it in with these.
  */
-export const COMMANDS: readonly Command[] = [demoCommand, trainCommand, evalCommand, predictCommand, compareCommand, reportCommand, pretrainCommand, modelsCommand, datasetsCommand, setupCommand, analyzeCommand];
+export const COMMANDS: readonly Command[] = [demoCommand, trainCommand, evalCommand, predictCommand, compareCommand, reportCommand, pretrainCommand, modelsCommand, datasetsCommand, setupCommand, analyzeCommand, selectCommand];
 
 function help(commands: readonly Command[]): string {
   const lines = ['usage: adafilter <command> [options]', '', 'commands:'];

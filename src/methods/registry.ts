@@ -8,8 +8,9 @@ import { bss } from './bss';
 import { spottune } from './spottune';
 import { adafilter, adafilterNoGbn, adafilterStatic, randomFilter } from './adafilter';
 import { gna } from './gna';
+import { tapProbe } from './tap-probe';
 
-const methods: Method<any>[] = [linearProbe, finetune, l2sp, bss, adafilter, adafilterNoGbn, randomFilter, adafilterStatic, spottune, gna];
+const methods: Method<any>[] = [linearProbe, finetune, l2sp, bss, adafilter, adafilterNoGbn, randomFilter, adafilterStatic, spottune, gna, tapProbe];
 
 export function methodNames(): string[] {
   return methods.map((m) => m.name);
