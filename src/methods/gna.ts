@@ -261,7 +261,7 @@ export class GnaModel extends MethodModel {
       for await (const b of batches) {
         const take = Math.min(b.y.length, o.images - seen);
         if (take <= 0) break;
-        tidy(() => noGrad(() => { this.forward(inputsOf(b).narrow(0, 0, take)); }));
+        tidy(() => noGrad(() => { this.forward(inputsOf(b, this.device).narrow(0, 0, take)); }));
         if (o.search === 'rl') kept.push(take === b.y.length ? b : { ...b, x: b.x.slice(0, b.x.length / b.y.length * take), y: b.y.slice(0, take), shape: [take, ...b.shape.slice(1)] as Batch['shape'] });
         seen += take;
         if (seen >= o.images) break;

@@ -147,6 +147,12 @@ export abstract class Module {
     return this;
   }
 
+  /** The device of the module's first parameter (or buffer): where its inputs must be. 'cpu' when it has none. */
+  get device(): string {
+    const t = this.parameters()[0] ?? this.namedBuffers()[0]?.[1];
+    return t ? t.device : 'cpu';
+  }
+
   /** Frees every parameter and buffer now rather than at GC. */
   dispose(): void {
     for (const t of this.stateDict().values()) t.dispose();

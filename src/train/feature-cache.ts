@@ -14,6 +14,7 @@ import { MethodModel } from '../methods/method';
 import { LinearProbeModel } from '../methods/linear-probe';
 import { Batch, Loader } from '../data/loader';
 import { inputsOf } from './batch';
+import { onDevice } from '../engine/device';
 
 /** Above this the features do not fit comfortably in memory: the uncached path runs instead. */
 export const MAX_CACHE_BYTES = 1 << 30;
@@ -25,7 +26,8 @@ export interface FeatureCacheOptions {
 }
 
 export class FeatureCache {
-  private constructor(private readonly model: LinearProbeModel, private readonly rows: Float32Array, readonly dim: number) {}
+  private constructor(private readonly model: LinearProbeModel, private readonly rows: Float32Array, readonly dim: number,
+    private readonly device: string) {}
 
   /** Whether `model` trained with these options qualifies: a linear probe, nothing random in its input. */
   static applies(model: MethodModel, o: FeatureCacheOptions): model is LinearProbeModel {
@@ -42,14 +44,15 @@ export class FeatureCache {
     const n = train.items.length, dim = model.head.inFeatures;
     if (n * dim * 4 > MAX_CACHE_BYTES) return null;
     const cache = new Float32Array(n * dim);
+    const device = model.device;
     for await (const b of train.epoch(0)) {
-      const f = tidy(() => noGrad(() => model.features(inputsOf(b)).contiguous().data() as Float32Array));
+      const f = tidy(() => noGrad(() => model.features(inputsOf(b, device)).contiguous().data() as Float32Array));
       if (f.length !== b.y.length * dim) throw new Error(`internal: features of width ${f.length / b.y.length}, the head takes ${dim}`);
       const rows = rowsOf(b);
       for (let i = 0; i < rows.length; i++) cache.set(f.subarray(i * dim, (i + 1) * dim), rows[i] * dim);
     }
     train.pixels = false;
-    return new FeatureCache(model, cache, dim);
+    return new FeatureCache(model, cache, dim, device);
   }
 
   /** The step's logits: the model's head path (dropout included) on the batch's cached features. */
@@ -57,7 +60,7 @@ export class FeatureCache {
     const rows = rowsOf(b), d = this.dim;
     const x = new Float32Array(rows.length * d);
     for (let i = 0; i < rows.length; i++) x.set(this.rows.subarray(rows[i] * d, (rows[i] + 1) * d), i * d);
-    return this.model.forwardFeatures(fromTyped(x, 'float32', [rows.length, d]));
+    return this.model.forwardFeatures(onDevice(fromTyped(x, 'float32', [rows.length, d]), this.device));
   }
 }
 

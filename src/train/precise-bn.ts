@@ -49,10 +49,11 @@ export async function recalibrateBn(model: Module, batches: AsyncIterable<Batch>
   model.eval();
   for (const bn of bns) bn.train();
   let images = 0;
+  const device = model.device;
   try {
     for await (const b of batches) {
       bns.forEach((bn, i) => { bn.momentum = 1 / (bn.num_batches_tracked.item() - saved[i].tracked + 1); });
-      noGrad(() => tidy(() => { model.forward(inputsOf(b)); }));
+      noGrad(() => tidy(() => { model.forward(inputsOf(b, device)); }));
       images += b.y.length;
     }
   } finally {
