@@ -14,10 +14,11 @@ import { publishResults, runTransfer } from './transfer';
 import { headline } from './transfer-report';
 
 const usage = `usage: adafilter bench throughput [--arch A] [--batch N] [--threads N] [--steps N] [--warmup N]
-                                  [--rounds N] [--channels-last] [--precision fp32|bf16] [--no-peer] [--method M] [--json]
+                                  [--rounds N] [--channels-last] [--precision fp32|bf16] [--device D] [--no-peer] [--method M] [--json]
   Times forward passes and SGD training steps here and in PyTorch (Debian python3-torch),
   alternately in one run; prints images/s for both and the ratio adafilter / pytorch.
-  --precision bf16: both sides under CPU bf16 autocast (fp32 weights and SGD step).
+  --precision bf16: both sides under bf16 autocast (fp32 weights and SGD step); --device cuda[:N]:
+  both sides on that GPU (the addon built against a CUDA libtorch, README), each step synchronised.
   With --method M (other than finetune): M's training and forward cost against finetune's on the
   same backbone, alternately in one run (the PyTorch peer implements finetune only).
 
@@ -71,7 +72,7 @@ async function throughput(argv: string[]): Promise<number> {
     arch: { type: 'string' }, batch: { type: 'string' }, threads: { type: 'string' },
     steps: { type: 'string' }, warmup: { type: 'string' }, rounds: { type: 'string' },
     'channels-last': { type: 'boolean' }, 'no-peer': { type: 'boolean' }, json: { type: 'boolean' },
-    method: { type: 'string' }, precision: { type: 'string' },
+    method: { type: 'string' }, precision: { type: 'string' }, device: { type: 'string' },
   }, 'bench throughput');
   const method = (values.method as string | undefined) ?? 'finetune';
   getMethod(method);
@@ -100,6 +101,7 @@ async function throughput(argv: string[]): Promise<number> {
     channelsLast: Boolean(values['channels-last']),
     peer: !values['no-peer'],
     precision: values.precision as Precision | undefined,
+    device: values.device as string | undefined,
   });
   if (values.json) {
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
@@ -107,7 +109,7 @@ async function throughput(argv: string[]): Promise<number> {
     const a = result.adafilter as any, p = result.pytorch as any;
     const line = (name: string, s: any) =>
       `${name.padEnd(10)} forward ${s.forward_img_s.toFixed(1).padStart(8)} img/s  train ${s.train_img_s.toFixed(1).padStart(8)} img/s  (${s.train_gflop_s.toFixed(1)} GFLOP/s, peak RSS ${s.peak_rss_mb.toFixed(0)} MB)`;
-    process.stdout.write(`${result.arch}, batch ${result.batch}, ${result.threads} threads, ${result.precision}\n${line('adafilter', a)}\n`);
+    process.stdout.write(`${result.arch}, batch ${result.batch}, ${result.threads} threads, ${result.precision} on ${result.device}\n${line('adafilter', a)}\n`);
     if (p) process.stdout.write(`${line('pytorch', p)}\nratio      forward ${(result.forward_ratio as number).toFixed(2)}  train ${(result.train_ratio as number).toFixed(2)}\n`);
   }
   return 0;

@@ -4,6 +4,8 @@ import { tidy } from '../src/engine/scope';
 import { noGrad } from '../src/engine/autograd';
 import { Tensor } from '../src/engine/tensor';
 import { checkPrecision, inPrecision, Precision } from '../src/engine/precision';
+import { deviceType, onDevice, resolveDevice } from '../src/engine/device';
+import { InputError } from '../src/errors';
 import { crossEntropy } from '../src/nn/functional';
 import { buildModel, modelSpec } from '../src/models/registry';
 import { SGD } from '../src/optim/sgd';
@@ -24,6 +26,8 @@ export interface ThroughputOptions {
   inputSize?: number;
   /** fp32 (default) or bf16 autocast, here and in PyTorch (torch.autocast('cpu', dtype=torch.bfloat16)). */
   precision?: Precision;
+  /** cpu (default), cuda, cuda:N or auto; PyTorch runs on the same device. */
+  device?: string;
 }
 
 interface Side {
@@ -53,15 +57,20 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 200));
 
 /** Times forward passes and SGD training steps of one architecture here and in PyTorch, alternately. */
 export async function runThroughput(o: ThroughputOptions) {
-  const precision = checkPrecision(o.precision ?? 'fp32', 'cpu');
+  const device = resolveDevice(o.device ?? 'cpu');
+  const precision = checkPrecision(o.precision ?? 'fp32', device);
+  if (precision === 'fp16') throw new InputError('bench throughput: precision fp16 is not benchmarked (the PyTorch peer times fp32 and bf16)');
+  // GPU kernels run asynchronously: a step is timed until its results are there (PyTorch's side
+  // synchronises likewise).
+  const cuda = deviceType(device) === 'cuda';
   const spec = modelSpec(o.arch);
   setNumThreads(o.threads);
   manualSeed(0);
-  const model = buildModel(o.arch, 10);
+  const model = buildModel(o.arch, 10).to(device);
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
   const size = o.inputSize ?? spec.inputSize;
-  let x: Tensor = randn([o.batch, 3, size, size]);
-  const y = randint(0, 10, [o.batch]);
+  let x: Tensor = onDevice(randn([o.batch, 3, size, size]), device);
+  const y = onDevice(randint(0, 10, [o.batch]), device);
   if (o.channelsLast) {
     x = x.contiguous('channels_last');
     model.to('channels_last');
@@ -73,14 +82,15 @@ export async function runThroughput(o: ThroughputOptions) {
     for (let i = 0; i < steps; i++) {
       const t0 = process.hrtime.bigint();
       if (mode === 'forward') {
-        noGrad(() => tidy(() => { inPrecision(precision, 'cpu', () => model.forward(x)).sum().item(); }));
+        noGrad(() => tidy(() => { inPrecision(precision, device, () => model.forward(x)).sum().item(); }));
       } else {
         // As the trainer does: autocast around forward and loss, backward and the fp32 step outside it.
         tidy(() => {
           opt.zeroGrad();
-          const loss = inPrecision(precision, 'cpu', () => crossEntropy(model.forward(x), y));
+          const loss = inPrecision(precision, device, () => crossEntropy(model.forward(x), y));
           loss.backward();
           opt.step();
+          if (cuda) loss.item(); // waits for the stream, the step's kernels included
         });
       }
       times.push(Number(process.hrtime.bigint() - t0) / 1e9);
@@ -94,7 +104,7 @@ export async function runThroughput(o: ThroughputOptions) {
   const theirs = { forward: [] as number[], train: [] as number[] };
   try {
     if (peer) {
-      peerSetup = await peer.request({ cmd: 'setup', arch: o.arch, batch: o.batch, threads: o.threads, input_size: size, channels_last: o.channelsLast, method: 'finetune', precision });
+      peerSetup = await peer.request({ cmd: 'setup', arch: o.arch, batch: o.batch, threads: o.threads, input_size: size, channels_last: o.channelsLast, method: 'finetune', precision, device });
     }
     for (const mode of ['forward', 'train'] as const) {
       time(mode, o.warmup);
@@ -113,7 +123,7 @@ export async function runThroughput(o: ThroughputOptions) {
     const flops = forwardFlops(model, x);
     const adafilter = side(o.batch, ours.forward, ours.train, flops, peakRssMb());
     const result: Record<string, unknown> = {
-      arch: o.arch, batch: o.batch, threads: o.threads, input_size: size, method: 'finetune', channels_last: o.channelsLast, precision,
+      arch: o.arch, batch: o.batch, threads: o.threads, input_size: size, method: 'finetune', channels_last: o.channelsLast, precision, device,
       steps_timed: o.steps * o.rounds, forward_gflop: flops / 1e9, machine: machineInfo(), adafilter,
     };
     if (peer) {

@@ -8,13 +8,15 @@ replies.
 
 Commands
   {"cmd":"setup","arch":"resnet20"|"resnet18-cifar","batch":32,"threads":2,
-   "channels_last":false,"method":"finetune","seed":0,"precision":"fp32"|"bf16"}
+   "channels_last":false,"method":"finetune","seed":0,"precision":"fp32"|"bf16",
+   "device":"cpu"|"cuda:N"}
       -> {"ok":true,"torch":"<torch.__version__>","arch":...,"batch":...,
           "threads":...,"channels_last":...,"method":...,"precision":...,
           "params":N,"forward_flops":F}
       precision bf16: forward (and loss) under
-      torch.autocast('cpu', dtype=torch.bfloat16); weights, gradients and
-      the SGD step stay fp32.
+      torch.autocast(<device type>, dtype=torch.bfloat16); weights, gradients
+      and the SGD step stay fp32. On CUDA every timed step ends with
+      torch.cuda.synchronize().
       params = number of parameter elements (BN running stats excluded);
       forward_flops = 2 * MACs of one forward pass over the whole batch
       (conv2d + linear MACs only, counted with forward hooks; bias adds,
@@ -158,6 +160,7 @@ class Peer:
         method = req.get("method", "finetune")
         seed = int(req.get("seed", 0))
         precision = req.get("precision", "fp32")
+        device = torch.device(req.get("device", "cpu"))
         if precision not in PRECISIONS:
             raise ValueError("unsupported precision %r (expected one of %s)" % (precision, ", ".join(PRECISIONS)))
         if arch not in ARCHS:
@@ -173,8 +176,10 @@ class Peer:
         torch.set_num_threads(threads)
         torch.manual_seed(seed)
         model = build_model(arch)
-        x = torch.randn(batch, 3, 32, 32)
-        y = torch.randint(0, 10, (batch,), dtype=torch.int64)
+        model = model.to(device)
+        size = int(req.get("input_size", 32))
+        x = torch.randn(batch, 3, size, size).to(device)
+        y = torch.randint(0, 10, (batch,), dtype=torch.int64).to(device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -184,6 +189,7 @@ class Peer:
 
         self.model, self.x, self.y, self.opt = model, x, y, opt
         self.bf16 = precision == "bf16"
+        self.device = device
         return {
             "ok": True,
             "torch": torch.__version__,
@@ -193,12 +199,13 @@ class Peer:
             "channels_last": channels_last,
             "method": method,
             "precision": precision,
+            "device": str(device),
             "params": params,
             "forward_flops": flops,
         }
 
     def _autocast(self):
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _forward_step(self):
         with torch.no_grad(), self._autocast():
@@ -228,12 +235,15 @@ class Peer:
             step = self._train_step
         else:
             raise ValueError("unknown mode %r (expected forward or train)" % (mode,))
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
         for _ in range(warmup):
             step()
+        sync()
         times = []
         for _ in range(steps):
             t0 = time.perf_counter()
             step()
+            sync()
             times.append(time.perf_counter() - t0)
         return {"ok": True, "mode": mode, "times": times}
 
