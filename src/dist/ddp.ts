@@ -25,7 +25,7 @@ export interface DdpOptions {
 export class DistributedDataParallel {
   #id: number | null;
 
-  private constructor(id: number, readonly group: ProcessGroup, readonly findUnused: boolean) {
+  private constructor(id: number, readonly group: ProcessGroup, readonly findUnused: boolean, private readonly buffers: Tensor[]) {
     this.#id = id;
   }
 
@@ -37,7 +37,7 @@ export class DistributedDataParallel {
     const id = distNative.ddpCreate(group.id, named.map(([, p]) => p.handle), {
       bucketCapBytes: Math.round((o.bucketCapMB ?? 25) * 1024 * 1024), findUnused, names: named.map(([n]) => n),
     });
-    return new DistributedDataParallel(id, group, findUnused);
+    return new DistributedDataParallel(id, group, findUnused, buffers);
   }
 
   private get id(): number {
@@ -55,6 +55,15 @@ export class DistributedDataParallel {
     const result = run();
     distNative.ddpPrepareBackward(this.id, this.findUnused ? outputs(result).map((t) => t.handle) : []);
     return result;
+  }
+
+  /**
+   * Gives every rank rank 0's buffers (BN's running statistics, which each rank otherwise updates
+   * from its own micro-batches, as PyTorch's DDP without SyncBN): PyTorch's broadcast_buffers, for
+   * before evaluation and saving, so that every rank evaluates and keeps the same model.
+   */
+  syncBuffers(): Promise<void> {
+    return this.group.syncFromRank0(this.buffers);
   }
 
   /** Removes the gradient hooks; the module trains alone again. Disposing twice is harmless. */

@@ -2,7 +2,8 @@
  * DDP with BN and with AdaFilter (gates forced per micro-batch so paths are skipped, findUnused), float32, 2 processes: the
  * trainable parameters after a few steps against one process that runs both ranks' micro-batches
  * (same images, same gate noise) and averages their gradients. BN's batch statistics are each
- * micro-batch's own, as in PyTorch's DDP without SyncBN.
+ * micro-batch's own, as in PyTorch's DDP without SyncBN, and the running statistics each rank's own
+ * until syncBuffers gives every rank rank 0's.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,8 +34,14 @@ function oneProcess(kind: MethodKind): { initial: Params; final: Params } {
 async function compare(kind: MethodKind, t: { diagnostic(s: string): void }): Promise<void> {
   const out = tmpDir(`dist-ddp-${kind}`);
   await runWorkers('ddp-methods-worker', [out, kind]);
-  const [r0, r1] = [0, 1].map((r) => JSON.parse(fs.readFileSync(path.join(out, `rank${r}.json`), 'utf8')) as Params);
+  const ranks = [0, 1].map((r) => JSON.parse(fs.readFileSync(path.join(out, `rank${r}.json`), 'utf8')) as
+    { params: Params; buffersBefore: Params; buffersAfterSync: Params });
+  const [r0, r1] = ranks.map((r) => r.params);
   assert.deepEqual(r1, r0, 'ranks differ');
+  // BN's running statistics are each rank's own until syncBuffers gives everyone rank 0's.
+  assert.ok(Object.keys(ranks[0].buffersBefore).length > 0);
+  assert.notDeepEqual(ranks[1].buffersBefore, ranks[0].buffersBefore);
+  for (const r of ranks) assert.deepEqual(r.buffersAfterSync, ranks[0].buffersBefore);
   const one = oneProcess(kind);
   assert.deepEqual(Object.keys(r0).sort(), Object.keys(one.final).sort());
   let worst = 0, moved = 0;

@@ -1,6 +1,7 @@
 /**
  * A worker of test/dist/ddp-methods.test.ts: METHOD_STEPS DDP steps (findUnused for AdaFilter) of the float32
- * trainee on this rank's micro-batch; writes the trainable parameters to OUT/rank<R>.json.
+ * trainee on this rank's micro-batch; writes the trainable parameters and the float buffers (before
+ * and after syncBuffers) to OUT/rank<R>.json.
  * argv: OUT KIND(bn|adafilter)
  */
 import * as fs from 'node:fs';
@@ -21,7 +22,11 @@ async function main(): Promise<void> {
     backwardMicroBatch(t, kind, step, env.rank, { ddp });
     t.optimizer.step();
   }
-  const result = trainableValues(t.module);
+  const buffers = (): Record<string, number[]> => Object.fromEntries(t.module.namedBuffers()
+    .filter(([, b]) => b.dtype === 'float32').map(([n, b]) => [n, b.toArray()]));
+  const result = { params: trainableValues(t.module), buffersBefore: buffers(), buffersAfterSync: {} as Record<string, number[]> };
+  await ddp.syncBuffers();
+  result.buffersAfterSync = buffers();
   ddp.dispose();
   group.destroy();
   const file = path.join(out, `rank${env.rank}.json`);
