@@ -182,7 +182,7 @@ export async function launch(o: LaunchOptions): Promise<void> {
   }
 
   if (failures.length === 0) {
-    if (stopping) throw new LaunchError('launch: stopped by a signal before the workers finished', []);
+    if (stopping) throw new LaunchError('stopped by a signal before the workers finished', []);
     return;
   }
   const first = failures[0];

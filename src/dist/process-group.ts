@@ -26,11 +26,13 @@ const SYNC_BUCKET_BYTES = 250 * 1024 * 1024;
 
 const isLoopback = (host: string): boolean => host === 'localhost' || /^127\./.test(host) || host === '::1';
 
-async function settled<T>(p: Promise<T>): Promise<T> {
+/** The native rejection as a DistError; in a group of two, the peer Gloo names by address is the other rank. */
+async function settled<T>(p: Promise<T>, group?: { rank: number; worldSize: number }): Promise<T> {
   try {
     return await p;
   } catch (e) {
-    throw new DistError((e as Error).message);
+    const peer = group?.worldSize === 2 && /\bpeer\b/i.test((e as Error).message) ? ` (the peer is rank ${1 - group.rank})` : '';
+    throw new DistError(`${(e as Error).message}${peer}`);
   }
 }
 
@@ -75,17 +77,17 @@ export class ProcessGroup {
   }
 
   barrier(): Promise<void> {
-    return settled(distNative.distBarrier(this.id));
+    return settled(distNative.distBarrier(this.id), this);
   }
 
   /** t takes root's values on every rank. */
   broadcast(t: Tensor, root = 0): Promise<void> {
-    return settled(distNative.distBroadcast(this.id, t.handle, root));
+    return settled(distNative.distBroadcast(this.id, t.handle, root), this);
   }
 
   /** t becomes the elementwise reduction of every rank's t (Gloo has no average: divide a sum). */
   allReduce(t: Tensor, op: ReduceOp = 'sum'): Promise<void> {
-    return settled(distNative.distAllReduce(this.id, t.handle, op));
+    return settled(distNative.distAllReduce(this.id, t.handle, op), this);
   }
 
   /**
@@ -93,7 +95,7 @@ export class ProcessGroup {
    * dtypes (a mismatch names the first tensor that differs), then copies rank 0's values to all.
    */
   syncFromRank0(tensors: Tensor[]): Promise<void> {
-    return settled(distNative.distSyncFromRank0(this.id, tensors.map((t) => t.handle), SYNC_BUCKET_BYTES));
+    return settled(distNative.distSyncFromRank0(this.id, tensors.map((t) => t.handle), SYNC_BUCKET_BYTES), this);
   }
 
   /** Releases the group; call after every collective has settled. Destroying twice is harmless. */
