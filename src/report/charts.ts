@@ -261,6 +261,79 @@ async function gateLearningChart(model: ReportModel): Promise<Chart | null> {
   };
 }
 
+/** Fraction of fine-tuned gates per block: a gated layer belongs to the block whose name prefixes it (weighted by filters). */
+function blockFractions(g: Group, blocks: string[]): Map<string, number> {
+  const sums = new Map<string, { f: number; n: number }>();
+  for (const l of g.gates!.layers) {
+    const block = blocks.filter((b) => l.name === b || l.name.startsWith(`${b}.`)).sort((x, y) => y.length - x.length)[0];
+    if (block === undefined || !Number.isFinite(l.fraction)) continue;
+    const s = sums.get(block) ?? { f: 0, n: 0 };
+    s.f += l.fraction * l.filters; s.n += l.filters;
+    sums.set(block, s);
+  }
+  return new Map([...sums].map(([b, s]) => [b, s.f / s.n]));
+}
+
+/**
+ * What did fine-tuning change, and where? Per layer (rows) and method (columns), the similarity
+ * results kept in the runs' folders (`analyze similarity A RUN --out RUN/similarity.json`), mean over
+ * a method's runs; next to it, for gated methods, the share of fine-tuned filters in the same blocks.
+ */
+async function similarityCharts(model: ReportModel): Promise<Chart[]> {
+  const out: Chart[] = [];
+  for (const metric of ['cka', 'svcca'] as const) {
+    const rows: { method: string; layer: string; value: number | null }[] = [];
+    const layers: string[] = [];
+    const against = new Set<string>();
+    let records = 0;
+    for (const g of model.groups) {
+      const recs = g.runs.flatMap((r) => r.similarity.filter((x) => x.metric === metric));
+      if (!recs.length) continue;
+      records += recs.length;
+      for (const r of recs) against.add(r.a);
+      const byLayer = new Map<string, number[]>();
+      for (const r of recs) for (const l of r.layers) {
+        if (!layers.includes(l.name)) layers.push(l.name);
+        if (Number.isFinite(l.value)) byLayer.set(l.name, [...(byLayer.get(l.name) ?? []), l.value]);
+      }
+      for (const [layer, vs] of byLayer) rows.push({ method: g.label, layer, value: finite(vs.reduce((a, b) => a + b, 0) / vs.length) });
+    }
+    if (!rows.length) continue;
+    const methods = model.groups.filter((g) => rows.some((r) => r.method === g.label)).map((g) => g.label);
+    const gated = model.groups.filter((g) => g.gates);
+    const fractions = gated.flatMap((g) => [...blockFractions(g, layers)].map(([layer, f]) => ({ method: g.label, layer, fraction: finite(f) })));
+    const name = metric === 'cka' ? 'linear CKA' : 'SVCCA';
+    const y = { field: 'layer', type: 'nominal', title: null, sort: layers };
+    // White text on the scheme's dark end: high values in blues, low ones in viridis.
+    const cells = (field: string, title: string, scheme: string, sort: string[], fmt: string, dark: string): Spec => ({
+      width: { step: 70 }, height: { step: 18 }, title,
+      layer: [
+        { mark: { type: 'rect' }, encoding: {
+          x: { field: 'method', type: 'nominal', title: null, sort, axis: { labelAngle: sort.length > 4 ? -30 : 0, orient: 'top' } }, y,
+          color: { field, type: 'quantitative', title, scale: { domain: [0, 1], scheme }, legend: { format: fmt } },
+        } },
+        { mark: { type: 'text', fontSize: 10 }, encoding: {
+          x: { field: 'method', type: 'nominal', sort }, y,
+          text: { field, type: 'quantitative', format: fmt },
+          color: { condition: { test: `datum['${field}'] ${dark}`, value: 'white' }, value: 'black' },
+        } },
+      ],
+    });
+    const panels: Spec[] = [{ data: { values: rows }, ...cells('value', name, 'blues', methods, '.2f', '> 0.6') }];
+    if (fractions.length) panels.push({ data: { values: fractions }, ...cells('fraction', 'fine-tuned filters', 'viridis', gated.map((g) => g.label), '.0%', '< 0.5') });
+    const id = metric === 'cka' ? 'similarity' : 'similarity-svcca';
+    const svg = await render({ hconcat: panels, resolve: { scale: { color: 'independent' } } }, id);
+    out.push({
+      id,
+      title: `What fine-tuning changed: ${name} per layer`,
+      caption: `${name} of each block's output between ${[...against].join(', ')} and the runs (1: the same representation up to rotation and scale), `
+        + `mean over ${records} analys${records === 1 ? 'is' : 'es'} kept in the run folders${fractions.length ? '; right: the share of gates choosing the fine-tuned filter in that block (test set)' : ''}.`,
+      svg,
+    });
+  }
+  return out;
+}
+
 /** Every chart of the report, in the order shown; charts without data are left out. */
 export async function buildCharts(model: ReportModel): Promise<Chart[]> {
   const gated = model.groups.filter((g) => g.gates);
@@ -269,6 +342,7 @@ export async function buildCharts(model: ReportModel): Promise<Chart[]> {
   out.push(await accuracyChart(model));
   out.push(await curvesChart(model));
   out.push(...await gateLayersCharts(model, gated));
+  out.push(...await similarityCharts(model));
   for (const [i, g] of gated.entries()) out.push(await heatmap(g, i));
   out.push(await gateLearningChart(model));
   return out.filter((c): c is Chart => c !== null);

@@ -13,11 +13,11 @@ import { readInputs } from './read-runs';
 import { comparisonTable, perClassTable, runsTable, setupTable } from './tables';
 
 export { readInputs, readRun, readCompare } from './read-runs';
-export type { Run, RunConfig, RunResult, EpochLog, CompareInfo } from './read-runs';
+export type { Run, RunConfig, RunResult, EpochLog, CompareInfo, SimilarityRecord } from './read-runs';
 export { escapeHtml } from './html';
 
 /** Only names the report itself writes (see chartFile): nothing else in the folder is touched. */
-const CHART_FILE = /^report-(accuracy|curves|gate-learning|gate-layers(-\d+)?|gates-\d+)\.svg$/;
+const CHART_FILE = /^report-(accuracy|curves|gate-learning|gate-layers(-\d+)?|gates-\d+|similarity(-svcca)?)\.svg$/;
 
 export interface ReportFiles {
   html: string;

@@ -37,6 +37,19 @@ export interface Run {
   log: EpochLog[];
   /** null while the run has not finished (no result.json yet). */
   result: RunResult | null;
+  /** `adafilter analyze similarity … --out RUN/similarity*.json` results kept in the folder, by file name. */
+  similarity: SimilarityRecord[];
+}
+
+/** One analysis of the run's representations: per layer, CKA or SVCCA of model A (often its starting backbone) and B. */
+export interface SimilarityRecord {
+  file: string;
+  a: string;
+  b: string;
+  metric: 'cka' | 'svcca';
+  images: number;
+  /** The metric per layer (linear CKA, or the mean canonical correlation); NaN where it is undefined. */
+  layers: { name: string; value: number }[];
 }
 
 export interface CompareInfo {
@@ -278,6 +291,22 @@ function readResult(file: string): RunResult | null {
   };
 }
 
+/** The similarity*.json files of a run folder, as analyze similarity --out writes them. */
+function readSimilarity(dir: string): SimilarityRecord[] {
+  return fs.readdirSync(dir).filter((n) => /^similarity.*\.json$/.test(n)).sort().map((n) => {
+    const file = path.join(dir, n);
+    const f = new Fields(file, parseObject(readText(file, 'the similarity analysis'), file));
+    const metric = f.str('metric');
+    if (metric !== 'cka' && metric !== 'svcca') f.fail('metric', "'cka' or 'svcca'", metric);
+    const layers = f.arr('layers').map((l, i) => {
+      if (l === null || typeof l !== 'object' || Array.isArray(l)) return f.fail(`layers[${i}]`, 'an object', l);
+      const lf = new Fields(file, l as Obj, `layers[${i}].`);
+      return { name: lf.str('name'), value: lf.numOrNull(metric) };
+    });
+    return { file, a: f.str('a'), b: f.str('b'), metric: metric as 'cka' | 'svcca', images: f.int('images', 1), layers };
+  });
+}
+
 /** One run folder: run.json and log.jsonl must be there; result.json only once the run finished. */
 export function readRun(dir: string): Run {
   const abs = path.resolve(dir);
@@ -287,7 +316,7 @@ export function readRun(dir: string): Run {
   if (result && result.method !== config.method) {
     throw new InputError(`${path.join(abs, 'result.json')}: method '${result.method}' but run.json says '${config.method}'`);
   }
-  return { dir: abs, config, log, result };
+  return { dir: abs, config, log, result, similarity: readSimilarity(abs) };
 }
 
 /** A compare folder: compare.json and every run it lists (paths relative to the folder). */
