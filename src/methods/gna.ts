@@ -25,6 +25,7 @@ import { InputError } from '../errors';
 import { describeBackbone, GateLayers, selectSites } from './backbone';
 import { Method, MethodModel, OptimSettings, ParamRole, backboneAndHead, resolveOptions } from './method';
 import type { ParamGroupInput } from '../optim/optimizer';
+import type { OnnxEmitter } from '../io/onnx/export';
 
 export interface GnaOptions {
   /** Groups per layer = ⌈ratio · output channels⌉; 1 is plain fine-tuning. */
@@ -376,6 +377,16 @@ export class GnaModel extends MethodModel {
     const r = super.loadStateDict(state, strict);
     for (const l of this.layers) l.conv.syncCalibrated();
     return r;
+  }
+
+  /**
+   * Evaluation convolves with W itself (the grouping shapes only the training gradient), so the
+   * ONNX graph is the backbone's: each grouped conv is written as the plain Conv it computes. The
+   * registry does not mark gna evaluatesAsBackbone because its state dict also holds the groups,
+   * which a plain backbone file must not.
+   */
+  override toOnnx(e: OnnxEmitter, x: string): string {
+    return e.emit(this.backbone, x);
   }
 }
 
