@@ -53,7 +53,7 @@ function timeSteps(b: Bench, mode: 'forward' | 'train', steps: number): number[]
     } else {
       tidy(() => {
         b.opt.zeroGrad();
-        b.model.loss(b.model.forward(b.x), b.y).backward();
+        b.model.loss(b.model.run(b.x), b.y).backward();
         b.opt.step();
       });
     }

@@ -3,6 +3,7 @@ import { svdvals } from '../nn/functional';
 import { Module } from '../nn/module';
 import { Parameter } from '../nn/parameter';
 import { MethodModel, Method, ParamRole, backboneAndHead, resolveOptions } from './method';
+import type { ForwardPass } from './forward-pass';
 
 export interface BssOptions {
   /** Number of smallest singular values penalised. */
@@ -30,9 +31,10 @@ export class BssModel extends MethodModel {
     return backboneAndHead(this);
   }
 
-  override extraLoss(): Tensor | null {
-    if (!this.lastFeatures || !this.training) return null;
-    return bssPenalty(this.lastFeatures, this.options.k, this.options.eta);
+  override extraLoss(pass: ForwardPass): Tensor | null {
+    if (!this.training) return null;
+    if (!pass.features) throw new Error('bss: the penalty needs the pass\'s features (a pass from cached logits has none)');
+    return bssPenalty(pass.features, this.options.k, this.options.eta);
   }
 }
 

@@ -340,7 +340,7 @@ export class GnaModel extends MethodModel {
             const start = (s * batch) % n, len = Math.min(batch, n - start);
             tidy(() => {
               opt.zeroGrad();
-              this.loss(this.forward(train.x.narrow(0, start, len)), train.y.narrow(0, start, len)).backward();
+              this.loss(this.run(train.x.narrow(0, start, len)), train.y.narrow(0, start, len)).backward();
               opt.step();
             });
           }

@@ -1,5 +1,7 @@
 export { MethodModel, resolveOptions } from './method';
 export type { Method, OptimSettings, ParamRole, StatsCollector, LossOptions, ParameterCounts } from './method';
+export type { ForwardPass, GateRecord } from './forward-pass';
+export { GateStatsCollector } from './gate-stats';
 export { describeBackbone, selectSites } from './backbone';
 export type { Backbone, BackboneInfo, ConvBnSite, GateLayers } from './backbone';
 export { methodNames, getMethod, applyMethod } from './registry';

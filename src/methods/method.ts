@@ -9,6 +9,7 @@ import type { Batch } from '../data/loader';
 import { InputError } from '../errors';
 import { Backbone, describeBackbone } from './backbone';
 import type { OnnxEmitter } from '../io/onnx/export';
+import type { ForwardPass, GateRecord } from './forward-pass';
 
 /** Learning rates and weight decay a method turns into optimiser parameter groups. */
 export interface OptimSettings {
@@ -26,13 +27,12 @@ export interface OptimSettings {
 export type ParamRole = 'backbone' | 'head' | 'gate';
 
 /**
- * Collects statistics while a method model is evaluated. Protocol: create it, then after every
- * evaluation forward pass call update() with that batch's labels; result() at the end; close() always.
+ * Collects statistics while a method model is evaluated: update() with each evaluation pass
+ * (MethodModel.run, in eval mode) and that batch's labels, while the pass's tensors are alive; result() at the end.
  */
 export interface StatsCollector {
-  update(labels: ArrayLike<number> | Tensor): void;
+  update(pass: ForwardPass, labels: ArrayLike<number> | Tensor): void;
   result(): object;
-  close(): void;
 }
 
 export interface LossOptions {
@@ -49,17 +49,16 @@ export interface ParameterCounts {
 }
 
 /**
- * A backbone adapted by a method: forward(x) gives logits for the new classes. The method decides
- * which parameters train (paramGroups), what the loss adds (extraLoss, from the last forward pass)
- * and what is recorded at evaluation (collectStats).
+ * A backbone adapted by a method: run(x) is a forward pass and returns what it produced (logits,
+ * features, gates: ForwardPass); forward(x) gives its logits. The method decides which parameters
+ * train (paramGroups), what the loss adds (extraLoss, from a pass) and what is recorded at
+ * evaluation (collectStats, from passes).
  *
  * The backbone is taken over and modified in place (its classifier replaced by the new head, gated
  * layers swapped in); build a fresh one if the original is still needed.
  */
 export abstract class MethodModel extends Module {
   readonly backbone: Backbone;
-  /** Features [N, featureDim] of the last forward pass (until the tidy scope that made them closes). */
-  protected lastFeatures: Tensor | null = null;
   readonly #head: Linear;
   readonly #headKey: string;
   /** The module applied to the features: the head, or the container holding it. */
@@ -96,10 +95,28 @@ export abstract class MethodModel extends Module {
     return this.backbone.features(x);
   }
 
+  /**
+   * The features of one pass, with the gates a gated method's layers chose appended to `gates` (in
+   * call order). Gated methods override this; the others compute features().
+   */
+  protected passFeatures(x: Tensor, _gates: GateRecord[]): Tensor {
+    return this.features(x);
+  }
+
+  /** The head on the pooled features. */
+  protected classify(features: Tensor): Tensor {
+    return this.#headPath.forward(features);
+  }
+
+  /** One forward pass: the logits and what the method's loss and statistics read from it. */
+  run(x: Tensor): ForwardPass {
+    const gates: GateRecord[] = [];
+    const features = this.passFeatures(x, gates);
+    return { logits: this.classify(features), features, gates };
+  }
+
   forward(x: Tensor): Tensor {
-    const f = this.features(x);
-    this.lastFeatures = f;
-    return this.#headPath.forward(f);
+    return this.run(x).logits;
   }
 
   /** The role of each trainable parameter; parameters not listed are frozen. */
@@ -143,15 +160,15 @@ export abstract class MethodModel extends Module {
     return out;
   }
 
-  /** The method's extra loss term for the last forward pass (L2-SP, BSS, gate budget), or null. */
-  extraLoss(): Tensor | null {
+  /** The method's extra loss term for a pass (L2-SP, BSS, gate budget), or null. */
+  extraLoss(_pass: ForwardPass): Tensor | null {
     return null;
   }
 
-  /** Cross-entropy (optional label smoothing) plus extraLoss(). */
-  loss(logits: Tensor, target: Tensor, o: LossOptions = {}): Tensor {
-    const ce = crossEntropy(logits, target, { labelSmoothing: o.labelSmoothing ?? 0 });
-    const extra = this.extraLoss();
+  /** Cross-entropy of the pass's logits (optional label smoothing) plus extraLoss(pass). */
+  loss(pass: ForwardPass, target: Tensor, o: LossOptions = {}): Tensor {
+    const ce = crossEntropy(pass.logits, target, { labelSmoothing: o.labelSmoothing ?? 0 });
+    const extra = this.extraLoss(pass);
     return extra ? ce.add(extra) : ce;
   }
 

@@ -16,7 +16,8 @@ import { ResNet } from '../models/resnet';
 import { isCloneableBlock } from '../models/backbone';
 import { InputError } from '../errors';
 import { describeBackbone } from './backbone';
-import { GateStatsCollector, GateRecorder } from './adafilter/stats';
+import { GateStatsCollector } from './gate-stats';
+import type { GateRecord } from './forward-pass';
 import { Method, MethodModel, ParamRole, resolveOptions } from './method';
 import type { OnnxEmitter } from '../io/onnx/export';
 import { int } from '../io/onnx/graph';
@@ -33,11 +34,13 @@ export interface SpotTuneOptions {
 
 export const spottuneDefaults: SpotTuneOptions = { tau: 5, policyWidths: [16, 32, 64], forcePolicy: null };
 
+/** What the blocks of one model share: the forced choice, and during a pass only, the policy's choice and the pass's record list. */
 class PolicyState {
-  /** [B, blocks] choice of the fine-tuned copy (0/1, straight-through gradient in training). */
+  /** [B, blocks] choice of the fine-tuned copy (0/1, straight-through gradient in training); null between passes. */
   choice: Tensor | null = null;
   force: 0 | 1 | null = null;
-  recorder: GateRecorder | null = null;
+  /** Where the current pass's blocks append their choices; null between passes. */
+  pass: GateRecord[] | null = null;
 }
 
 /** Straight-through Gumbel-softmax over the last dimension; returns the one-hot sample. */
@@ -70,7 +73,7 @@ export class SpotTuneBlock extends Module {
     const st = this.#state;
     const b = x.size(0);
     const g = st.force !== null ? full([b], st.force, { dtype: x.dtype }) : st.choice!.select(1, this.index);
-    if (st.recorder && !this.training) st.recorder(this.index, g.toFloat32Array(), b, 1);
+    st.pass?.push({ layer: this.index, g, z: null });
     if (!g.requiresGrad) {
       const ones = noGrad(() => g.sum().item());
       if (ones === b) return this.tuned.forward(x);
@@ -121,7 +124,7 @@ export class SpotTuneModel extends MethodModel {
 
   /** Per block: fraction of examples using the fine-tuned copy, overall, per class, and its spread. */
   override collectStats(): GateStatsCollector {
-    return new GateStatsCollector(this.#state, describeBlocksNames(this), this.#blocks.map(() => 1));
+    return new GateStatsCollector(describeBlocksNames(this), this.#blocks.map(() => 1));
   }
 
   /** The evaluation forward in ONNX: the policy's argmax choice, then the backbone with each block choosing its copy. */
@@ -158,7 +161,7 @@ export class SpotTuneModel extends MethodModel {
     return s;
   }
 
-  override features(x: Tensor): Tensor {
+  protected override passFeatures(x: Tensor, gates: GateRecord[]): Tensor {
     const st = this.#state;
     if (st.force === null) {
       const logits = this.policy.forward(x).view(x.size(0), this.#blocks.length, 2);
@@ -166,11 +169,17 @@ export class SpotTuneModel extends MethodModel {
         ? gumbelSoftmaxST(logits, this.options.tau).select(2, 1)
         : noGrad(() => logits.argmax(2).to(x.dtype));
     }
+    st.pass = gates;
     try {
       return super.features(x);
     } finally {
       st.choice = null;
+      st.pass = null;
     }
+  }
+
+  override features(x: Tensor): Tensor {
+    return this.passFeatures(x, []);
   }
 }
 

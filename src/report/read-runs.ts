@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors';
-import type { GateStats, LayerGateStats } from '../methods/adafilter/stats';
+import type { GateStats, LayerGateStats } from '../methods/gate-stats';
 import type { EpochLog, GateLearning, GateLearningStats, RunConfig as TrainRunConfig } from '../train/run-folder';
 
 export type { EpochLog };

@@ -20,7 +20,7 @@ import { Sequential } from '../../src/nn/sequential';
 import { applyMethod } from '../../src/methods/registry';
 import type { AdaFilterModel } from '../../src/methods/adafilter';
 import type { SpotTuneModel } from '../../src/methods/spottune';
-import type { GateStats } from '../../src/methods/adafilter/stats';
+import type { GateStats } from '../../src/methods/gate-stats';
 import { exportOnnx } from '../../src/io/onnx/export';
 import { decodeModel } from '../../src/io/onnx/onnx-model';
 
@@ -72,13 +72,8 @@ async function roundTrip(model: Module, name: string, hw: number, batches = [5, 
 function gateStats(m: AdaFilterModel | SpotTuneModel, x: Tensor): GateStats {
   m.eval();
   const stats = m.collectStats();
-  try {
-    tidy(() => noGrad(() => m.forward(x)));
-    stats.update(new Array(x.size(0)).fill(0));
-    return stats.result() as GateStats;
-  } finally {
-    stats.close();
-  }
+  tidy(() => noGrad(() => stats.update(m.run(x), new Array(x.size(0)).fill(0))));
+  return stats.result() as GateStats;
 }
 
 test('plain resnet20 and mobilenetv2-0.5 match onnxruntime, with a dynamic batch', async () => {

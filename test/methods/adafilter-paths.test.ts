@@ -87,7 +87,7 @@ test('the frozen S weights get no gradient while the input gradient flows throug
   manualSeed(32);
   const x = randn([2, 3, 16, 16]).requiresGrad_(true), y = randint(0, 5, [2]);
   m.train();
-  tidy(() => m.loss(m.forward(x), y).backward());
+  tidy(() => m.loss(m.run(x), y).backward());
   for (const g of m.gated) {
     assert.equal(g.weight_s.requiresGrad, false);
     assert.equal(g.weight_s.grad, null);

@@ -82,8 +82,8 @@ test('adafilter gates both 3×3 convs of every block, not stem or shortcuts, in 
   assert.equal(m.gated.length, 18);
   assert.deepEqual(m.gatedNames.slice(0, 3), ['layer1.0.conv1', 'layer1.0.conv2', 'layer1.1.conv1']);
   assert.ok(!m.gatedNames.some((n) => n === 'conv1' || n.includes('downsample')));
-  tidy(() => m.forward(randn([2, 3, 16, 16])));
-  assert.deepEqual(m.lastCalls, Array.from({ length: 18 }, (_, i) => i));
+  const calls = tidy(() => m.run(randn([2, 3, 16, 16])).gates.map((r) => r.layer));
+  assert.deepEqual(calls, Array.from({ length: 18 }, (_, i) => i), 'the pass returns each gated layer\'s gates, in call order');
   const all = ada('adafilter', { gateLayers: 'all' });
   assert.equal(all.gated.length, 21);
   const last = ada('adafilter', { gateLayers: 'last-4' });
@@ -113,7 +113,7 @@ test('adafilter: S weights bit-identical after training steps; gradients reach e
   assert.notDeepEqual(after.get('gate.lstm.weight_hh'), before.get('gate.lstm.weight_hh'));
   // one backward: gradient on every trained parameter, none on a frozen one
   for (const p of m.parameters()) p.grad = null;
-  tidy(() => m.loss(m.forward(x), y).backward());
+  tidy(() => m.loss(m.run(x), y).backward());
   for (const [k, p] of named) {
     if (trained.has(p)) assert.notEqual(p.grad, null, `${k} should have a gradient`);
     else assert.equal(p.grad, null, `${k} should have none`);
@@ -159,7 +159,7 @@ test('adafilter training: gates are 0/1 and the gate network gets non-zero gradi
   const seen: number[] = [];
   const orig = m.gate.gate.bind(m.gate);
   m.gate.gate = (l: number, xx: Tensor, tr: boolean) => { const r = orig(l, xx, tr); seen.push(...r.g.toArray()); return r; };
-  tidy(() => m.loss(m.forward(x), y).backward());
+  tidy(() => m.loss(m.run(x), y).backward());
   m.gate.gate = orig;
   assert.ok(seen.every((a) => a === 0 || a === 1));
   const frac = seen.reduce((a: number, b) => a + b, 0) / seen.length;
@@ -182,11 +182,9 @@ test('adafilter evaluation is deterministic and collects gate statistics', () =>
   const b = noGrad(() => m.forward(x).toArray());
   assert.deepEqual(a, b);
   const stats = m.collectStats();
-  try {
-    noGrad(() => tidy(() => m.forward(x)));
-    stats.update([0, 1, 1, 2, 2, 2]);
-    noGrad(() => tidy(() => m.forward(x)));
-    stats.update([0, 1, 1, 2, 2, 2]);
+  {
+    noGrad(() => tidy(() => stats.update(m.run(x), [0, 1, 1, 2, 2, 2])));
+    noGrad(() => tidy(() => stats.update(m.run(x), [0, 1, 1, 2, 2, 2])));
     const r = stats.result();
     assert.equal(r.examples, 12);
     assert.equal(r.layers.length, 18);
@@ -196,8 +194,6 @@ test('adafilter evaluation is deterministic and collects gate statistics', () =>
       assert.ok(l.exampleMin <= l.fraction && l.fraction <= l.exampleMax);
     }
     assert.ok(r.fraction > 0.05 && r.fraction < 0.95, `overall ${r.fraction}`);
-  } finally {
-    stats.close();
   }
   m.dispose();
 });
@@ -207,20 +203,18 @@ test('budget term, static and random ablations', () => {
   const x = randn([4, 3, 16, 16]), y = randint(0, 5, [4]);
   const b = ada('adafilter', { budget: 1, budgetTarget: 0 });
   b.train();
-  const v = tidy(() => { b.forward(x); return b.extraLoss()!.item(); });
+  const v = tidy(() => b.extraLoss(b.run(x))!.item());
   assert.ok(v > 0.1 && v < 0.5, `budget ${v} ≈ 0.25`);
   b.dispose();
 
   const s = ada('adafilter-static');
   s.eval();
   const stats = s.collectStats();
-  noGrad(() => tidy(() => s.forward(x)));
-  stats.update([0, 0, 1, 1]);
+  noGrad(() => tidy(() => stats.update(s.run(x), [0, 0, 1, 1])));
   const r = stats.result();
-  stats.close();
   assert.ok(r.layers.every((l) => l.exampleStd === 0 && l.filtersVarying === 0), 'static gates do not depend on the example');
   s.train();
-  tidy(() => s.loss(s.forward(x), y).backward());
+  tidy(() => s.loss(s.run(x), y).backward());
   assert.ok((s.gate as any).logits.every((p: Tensor) => p.grad !== null));
   s.dispose();
 
@@ -229,12 +223,11 @@ test('budget term, static and random ablations', () => {
   assert.equal(rnd.gate.parameters().length, 0);
   rnd.eval();
   const st = rnd.collectStats();
-  for (let i = 0; i < 5; i++) { noGrad(() => tidy(() => rnd.forward(x))); st.update([0, 1, 2, 3]); }
+  for (let i = 0; i < 5; i++) noGrad(() => tidy(() => st.update(rnd.run(x), [0, 1, 2, 3])));
   const rr = st.result();
-  st.close();
   assert.ok(Math.abs(rr.fraction - 0.25) < 0.05, `random fraction ${rr.fraction}`);
   rnd.train();
-  tidy(() => rnd.loss(rnd.forward(x), y).backward());
+  tidy(() => rnd.loss(rnd.run(x), y).backward());
   for (const [k, p] of rnd.namedParameters()) assert.equal(p.grad !== null, trained.has(p), k);
   rnd.dispose();
 });

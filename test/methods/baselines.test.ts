@@ -61,7 +61,9 @@ test('finetune: gradients reach every backbone parameter and the new head; no de
 
 test('l2sp: penalty zero at initialisation, alpha·(w − w0) gradient after a step, no weight decay', () => {
   const m = applyMethod('l2sp', fakePretrained(1), 5, { alpha: 0.1, beta: 0 });
-  assert.equal(tidy(() => m.extraLoss()!.item()), 0);
+  // L2-SP's term reads the weights only: a pass of bare logits will do.
+  const bare = () => ({ logits: mk([0]), gates: [] });
+  assert.equal(tidy(() => m.extraLoss(bare())!.item()), 0);
   assert.ok(m.paramGroups({ lr: 0.1 }).every((g) => g.weightDecay === 0));
   manualSeed(4);
   const x = randn([4, 3, 16, 16]), y = randint(0, 5, [4]);
@@ -69,7 +71,7 @@ test('l2sp: penalty zero at initialisation, alpha·(w − w0) gradient after a s
   step(m, opt, x, y);
   const w = m.backbone.parameters()[0];
   for (const p of m.parameters()) p.grad = null;
-  tidy(() => m.extraLoss()!.backward());
+  tidy(() => m.extraLoss(bare())!.backward());
   const [, w0] = (m as any).reference[0] as [Tensor, Tensor];
   const expected = tidy(() => w.sub(w0).mul(0.1).toArray());
   const got = tidy(() => w.grad!.toArray());
@@ -158,8 +160,7 @@ test('bss: the method adds the penalty of the batch features in training, nothin
   const x = randn([4, 3, 16, 16]), y = randint(0, 5, [4]);
   m.train();
   const [extra, expect] = tidy(() => {
-    m.forward(x); // the penalty is computed from this pass's features
-    const e = m.extraLoss()!.item();
+    const e = m.extraLoss(m.run(x))!.item(); // the penalty of this pass's features
     const f = m.backbone.features(x);
     return [e, bssPenalty(f, 1, 0.5).item()];
   });
@@ -167,6 +168,7 @@ test('bss: the method adds the penalty of the batch features in training, nothin
   const all = new Set(m.namedParameters().map(([k]) => k));
   assert.deepEqual(withGrad(m, x, y), all);
   m.eval();
-  assert.equal(tidy(() => { m.forward(x); return m.extraLoss(); }), null);
+  assert.equal(tidy(() => m.extraLoss(m.run(x))), null);
+  assert.throws(() => { m.train(); tidy(() => m.loss({ logits: m.forward(x), gates: [] }, y)); }, /needs the pass's features/, 'a pass without features has nothing to penalise');
   m.dispose();
 });

@@ -36,7 +36,7 @@ export function randomizeBatchNorm<M extends Module>(m: M): M {
 /** Names of parameters with a gradient after one backward pass. */
 export function withGrad(m: MethodModel, x: Tensor, y: Tensor): Set<string> {
   for (const p of m.parameters()) p.grad = null;
-  tidy(() => m.loss(m.forward(x), y).backward());
+  tidy(() => m.loss(m.run(x), y).backward());
   const out = new Set(m.namedParameters().filter(([, p]) => p.grad !== null).map(([k]) => k));
   for (const p of m.parameters()) p.grad = null;
   return out;
@@ -53,9 +53,9 @@ export function trainPass(m: MethodModel, x: Tensor, y: Tensor, seed: number): T
   m.train();
   manualSeed(seed);
   return tidy(() => {
-    const logits = m.forward(x);
-    m.loss(logits, y).backward();
-    return logits.detach();
+    const pass = m.run(x);
+    m.loss(pass, y).backward();
+    return pass.logits.detach();
   });
 }
 
@@ -77,7 +77,7 @@ export function maxAbsDiff(a: Tensor, b: Tensor): number {
 export function step(m: MethodModel, opt: SGD, x: Tensor, y: Tensor): number {
   return tidy(() => {
     opt.zeroGrad();
-    const loss = m.loss(m.forward(x), y);
+    const loss = m.loss(m.run(x), y);
     loss.backward();
     opt.step();
     return loss.item();

@@ -51,16 +51,11 @@ test('spottune: policy forced to one path equals the network of that path', () =
   const a = noGrad(() => m.forward(x).toArray()), b = noGrad(() => m.forward(x).toArray());
   assert.deepEqual(a, b, 'evaluation is deterministic');
   const stats = m.collectStats();
-  try {
-    noGrad(() => tidy(() => { m.forward(x); }));
-    stats.update([0, 1, 0, 1]);
-    const r = stats.result();
-    assert.equal(r.layers.length, 9);
-    assert.equal(r.layers[0].name, 'layer1.0');
-    assert.ok(r.layers.every((l) => l.filters === 1 && l.fraction >= 0 && l.fraction <= 1));
-  } finally {
-    stats.close();
-  }
+  noGrad(() => tidy(() => stats.update(m.run(x), [0, 1, 0, 1])));
+  const r = stats.result();
+  assert.equal(r.layers.length, 9);
+  assert.equal(r.layers[0].name, 'layer1.0');
+  assert.ok(r.layers.every((l) => l.filters === 1 && l.fraction >= 0 && l.fraction <= 1));
   m.dispose();
 });
 
@@ -76,11 +71,11 @@ test('spottune: frozen convs bit-identical after steps; gradients reach exactly 
   const before = snapshot(m);
   m.train();
   const opt = new SGD(m.paramGroups({ lr: 0.1 }), { lr: 0.1, momentum: 0.9 });
-  for (let i = 0; i < 2; i++) tidy(() => { opt.zeroGrad(); m.loss(m.forward(x), y).backward(); opt.step(); });
+  for (let i = 0; i < 2; i++) tidy(() => { opt.zeroGrad(); m.loss(m.run(x), y).backward(); opt.step(); });
   const after = snapshot(m);
   for (const k of frozen) assert.deepEqual(after.get(k), before.get(k), k);
   for (const p of m.parameters()) p.grad = null;
-  tidy(() => m.loss(m.forward(x), y).backward());
+  tidy(() => m.loss(m.run(x), y).backward());
   for (const [k, p] of named) assert.equal(p.grad !== null, trained.has(p), k);
   assert.ok(tidy(() => m.policy.fc.weight.grad!.abs().sum().item()) > 0, 'policy learns');
   m.dispose();

@@ -69,8 +69,8 @@ function pass(model: MethodModel, x: Tensor, y: Tensor, precision: Precision): P
   manualSeed(1);
   return tidy(() => {
     const { logits, loss } = inPrecision(precision, 'cpu', () => {
-      const logits = model.forward(x);
-      return { logits, loss: model.loss(logits, y) };
+      const out = model.run(x);
+      return { logits: out.logits, loss: model.loss(out, y) };
     });
     loss.backward();
     const grads = new Map<string, Float32Array>();
@@ -148,7 +148,7 @@ for (const method of methodNames()) {
       model.train();
       const loss = tidy(() => {
         opt.zeroGrad();
-        const l = inPrecision('bf16', 'cpu', () => model.loss(model.forward(x), y));
+        const l = inPrecision('bf16', 'cpu', () => model.loss(model.run(x), y));
         l.backward();
         opt.step();
         return l.item();

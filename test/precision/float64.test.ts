@@ -71,7 +71,7 @@ for (const method of methodNames()) {
         model.train(training);
         manualSeed(1);
         tidy(() => {
-          const [loss, wrong] = notFloat64(() => model.loss(model.forward(x), y));
+          const [loss, wrong] = notFloat64(() => model.loss(model.run(x), y));
           assert.deepEqual(wrong, [], `${training ? 'training' : 'evaluation'} pass`);
           assert.equal(loss.dtype, 'float64');
           if (!training) return;

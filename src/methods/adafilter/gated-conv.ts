@@ -9,26 +9,25 @@ import { BatchNorm2d } from '../../nn/batchnorm';
 import { conv2d } from '../../nn/functional';
 import { GatedBatchNorm } from './gated-bn';
 import type { GateSource } from './gate';
-import type { GateRecorder } from './stats';
+import type { GateRecord } from '../forward-pass';
 import type { OnnxEmitter } from '../../io/onnx/export';
 
 /** When a gated layer may leave out a path whose filters no example in the batch chose. */
 export type SkipPaths = 'exact' | 'always' | 'never';
 
-/** Per-forward-pass state shared by the gated layers of one model (not a Module: no parameters). */
+/**
+ * What the gated layers of one model share: the gate source and settings, and, during a pass only,
+ * the record list the model returns that pass with (the layers cannot be handed it: they run
+ * inside the backbone's own forward).
+ */
 export class GateContext {
   /** 0 or 1: every gate forced to that value (tests, analysis); null: the gate source decides. */
   force: 0 | 1 | null = null;
   /** Like force, in training passes only (the warm start); evaluation still uses the gates. */
   trainForce: 0 | 1 | null = null;
   skip: SkipPaths = 'exact';
-  /** Gates of the current pass, kept for the budget term (only when wanted). */
-  collect = false;
-  gates: Tensor[] = [];
-  /** Called with each layer's gates [B, C] (and logits, when the source has them) at evaluation (statistics). */
-  recorder: GateRecorder | null = null;
-  /** Layers run in the current pass, in order (checks the interleaving). */
-  calls: number[] = [];
+  /** Where the current pass's layers append their gates; null between passes. */
+  pass: GateRecord[] | null = null;
 
   constructor(readonly source: GateSource) {}
 }
@@ -80,15 +79,13 @@ export class GatedConv extends Module {
 
   forward(x: Tensor): Tensor {
     const ctx = this.#ctx;
-    ctx.calls.push(this.index);
     const batch = x.size(0);
     // Forced gates (a warm start, analysis) leave the gate network out of the pass altogether.
     const force = ctx.force ?? (this.training ? ctx.trainForce : null);
     const { g, z } = force !== null
       ? { g: full([batch, this.outChannels], force, { dtype: x.dtype }), z: null }
       : ctx.source.gate(this.index, x, this.training);
-    if (ctx.collect) ctx.gates.push(g);
-    if (ctx.recorder && !this.training) ctx.recorder(this.index, g.toFloat32Array(), batch, this.outChannels, z ? noGrad(() => z.toFloat32Array()) : null);
+    ctx.pass?.push({ layer: this.index, g, z });
     const gateGrad = g.requiresGrad;
     // The gate reads the layer's input as it is; only the convolutions see the padding.
     if (this.pads && this.pads.some((p) => p > 0)) {

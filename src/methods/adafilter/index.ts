@@ -14,7 +14,8 @@ import { GATE_MODES, GateMode, GateSource, RandomGate, RecurrentGate, StaticGate
 import { noGrad } from '../../engine/autograd';
 import { tidy } from '../../engine/scope';
 import { GateContext, GatedConv, SkipPaths } from './gated-conv';
-import { GateStatsCollector } from './stats';
+import { GateStatsCollector } from '../gate-stats';
+import type { ForwardPass, GateRecord } from '../forward-pass';
 import type { OnnxEmitter } from '../../io/onnx/export';
 
 export interface AdaFilterOptions {
@@ -214,31 +215,29 @@ export class AdaFilterModel extends MethodModel {
     this.#ctx.force = v;
   }
 
-  /** Gated layers run in the last forward pass, in call order. */
-  get lastCalls(): number[] {
-    return [...this.#ctx.calls];
-  }
-
-  override features(x: Tensor): Tensor {
+  /** The gate source's pass runs around the backbone's; each gated layer appends its gates to `gates`. */
+  protected override passFeatures(x: Tensor, gates: GateRecord[]): Tensor {
     const ctx = this.#ctx;
-    ctx.calls = [];
-    ctx.gates = [];
-    ctx.collect = this.training && this.options.budget > 0;
+    ctx.pass = gates;
     this.gate.begin(x.size(0));
     try {
       return super.features(x);
     } finally {
       this.gate.end();
+      ctx.pass = null;
     }
   }
 
-  /** Budget term lambda·(mean(g) − rho)² over the last pass's gates (training only). */
-  override extraLoss(): Tensor | null {
-    const ctx = this.#ctx;
-    if (!(this.options.budget > 0) || !this.training || ctx.gates.length === 0) return null;
+  override features(x: Tensor): Tensor {
+    return this.passFeatures(x, []);
+  }
+
+  /** Budget term lambda·(mean(g) − rho)² over a pass's gates (training only). */
+  override extraLoss(pass: ForwardPass): Tensor | null {
+    if (!(this.options.budget > 0) || !this.training || pass.gates.length === 0) return null;
     let sum: Tensor | null = null;
     let n = 0;
-    for (const g of ctx.gates) {
+    for (const { g } of pass.gates) {
       const s = g.sum();
       sum = sum ? sum.add(s) : s;
       n += g.numel;
@@ -248,7 +247,7 @@ export class AdaFilterModel extends MethodModel {
 
   /** Per gated layer: fraction of filters choosing F, overall, per class and across examples. */
   override collectStats(): GateStatsCollector {
-    return new GateStatsCollector(this.#ctx, this.gatedNames, this.gated.map((g) => g.outChannels));
+    return new GateStatsCollector(this.gatedNames, this.gated.map((g) => g.outChannels));
   }
 }
 
@@ -276,5 +275,5 @@ export { GatedConv, GateContext } from './gated-conv';
 export { GatedBatchNorm } from './gated-bn';
 export { RecurrentGate, StaticGate, RandomGate, gumbelSigmoidST, hardGate, GATE_MODES } from './gate';
 export type { GateMode } from './gate';
-export { GateStatsCollector } from './stats';
-export type { GateStats, LayerGateStats } from './stats';
+export { GateStatsCollector } from '../gate-stats';
+export type { GateStats, LayerGateStats } from '../gate-stats';

@@ -1,12 +1,11 @@
-import { Tensor } from '../../engine/tensor';
-import type { StatsCollector } from '../method';
-
-/** Receives one layer's evaluation gates [batch, channels] and, when the source has them, their logits. */
-export type GateRecorder = (layer: number, gates: Float32Array, batch: number, channels: number, logits?: Float32Array | null) => void;
-
-export interface GateRecorderHost {
-  recorder: GateRecorder | null;
-}
+/**
+ * Gate statistics at evaluation, for every gated method: AdaFilter's per-filter gates, SpotTune's
+ * per-block choices, any method whose passes return GateRecords.
+ */
+import { Tensor } from '../engine/tensor';
+import { noGrad } from '../engine/autograd';
+import type { StatsCollector } from './method';
+import type { ForwardPass } from './forward-pass';
 
 export interface LayerGateStats {
   name: string;
@@ -44,28 +43,26 @@ interface Acc {
   logits: number;
 }
 
-/** Gate statistics at evaluation, accumulated in JS from each batch's hard gates. */
+/** Gate statistics at evaluation, accumulated in JS from each pass's hard gates. */
 export class GateStatsCollector implements StatsCollector {
-  readonly #pending = new Map<number, { gates: Float32Array; batch: number; channels: number; logits: Float32Array | null }>();
   readonly #acc: Acc[];
   #examples = 0;
 
-  /**
-   * `host` is where gated layers look for a recorder (AdaFilter's GateContext, SpotTune's policy
-   * state); `channels` the number of gates per layer (filters, or 1 for a whole block).
-   */
-  constructor(private readonly host: GateRecorderHost, private readonly names: string[], channels: number[]) {
+  /** `names` of the gated layers (or blocks) and `channels`, the number of gates of each (filters, or 1 for a block). */
+  constructor(private readonly names: string[], channels: number[]) {
     this.#acc = channels.map((c) => ({ ones: new Float64Array(c), sum: 0, sumSq: 0, min: Infinity, max: -Infinity, classSum: new Map(), classN: new Map(), absLogitSum: 0, logits: 0 }));
-    if (host.recorder) throw new Error('a statistics collector is already open on this model');
-    host.recorder = (layer, gates, batch, c, logits) => this.#pending.set(layer, { gates, batch, channels: c, logits: logits ?? null });
   }
 
-  update(labels: ArrayLike<number> | Tensor): void {
+  /** Adds one evaluation pass (call it while the pass's tensors are alive) with its batch's labels. */
+  update(pass: ForwardPass, labels: ArrayLike<number> | Tensor): void {
+    const layers = new Map(pass.gates.map((r) => [r.layer, r]));
     const ys = labels instanceof Tensor ? labels.toArray() : Array.from(labels);
     for (let l = 0; l < this.#acc.length; l++) {
-      const p = this.#pending.get(l);
-      if (!p) throw new Error(`gate statistics: no gates recorded for ${this.names[l]} (run an evaluation forward pass, in eval mode, before update())`);
-      if (p.batch !== ys.length) throw new Error(`gate statistics: ${ys.length} labels for a batch of ${p.batch}`);
+      const r = layers.get(l);
+      if (!r) throw new Error(`gate statistics: the pass has no gates for ${this.names[l]}`);
+      const batch = r.g.size(0);
+      if (batch !== ys.length) throw new Error(`gate statistics: ${ys.length} labels for a batch of ${batch}`);
+      const p = { gates: r.g.toFloat32Array(), batch, channels: r.g.numel / batch, logits: r.z ? noGrad(() => r.z!.toFloat32Array()) : null };
       const a = this.#acc[l];
       if (p.logits) {
         for (const v of p.logits) a.absLogitSum += Math.abs(v);
@@ -86,7 +83,6 @@ export class GateStatsCollector implements StatsCollector {
       }
     }
     this.#examples += ys.length;
-    this.#pending.clear();
   }
 
   result(): GateStats {
@@ -108,10 +104,5 @@ export class GateStatsCollector implements StatsCollector {
       };
     });
     return { examples: n, fraction: weighted / total, layers };
-  }
-
-  close(): void {
-    this.host.recorder = null;
-    this.#pending.clear();
   }
 }
