@@ -33,3 +33,5 @@ export { fineTune, evaluate, predict, compare, formatComparison, loadRun } from 
 export * as train from './train';
 export * as analysis from './analysis';
 export { analyzeSimilarity } from './analysis';
+export { select } from './select';
+export type { SelectOptions, SelectResult } from './select';
