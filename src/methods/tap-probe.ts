@@ -14,6 +14,8 @@ import { dropout, relu } from '../nn/functional';
 import type { Backbone as ModelBackbone } from '../models/backbone';
 import { InputError } from '../errors';
 import { Method, MethodModel, ParamRole, resolveOptions } from './method';
+import type { OnnxEmitter } from '../io/onnx/export';
+import { int, ints } from '../io/onnx/graph';
 import { splitNames } from './layer-split';
 
 export type TapPool = 'mean' | 'max';
@@ -143,6 +145,40 @@ export class TapProbeModel extends MethodModel {
    */
   override features(x: Tensor): Tensor {
     return tapHeadBody(this.tapFeatures(x), this.hiddenLayer, this.options.dropout, this.training);
+  }
+
+  /**
+   * The evaluation forward in an ONNX graph: the backbone is emitted with its tap modules' outputs
+   * (and the first block's input, for `stem`) recorded, its own classifier skipped (it is this
+   * head, sized for the taps); then the pooling (ReduceMean / ReduceMax over H, W), the concatenation
+   * and the head. The backbone's own pooled output is left unused (onnxruntime prunes it).
+   */
+  override toOnnx(e: OnnxEmitter, x: string): string {
+    const blocks = (this.backbone as unknown as ModelBackbone).blocks();
+    const wanted = new Map<Module, string>(blocks.filter((b) => this.taps.some((t) => t.name === b.name)).map((b) => [b.module, b.name]));
+    const first = blocks[0].module, stem = this.taps.some((t) => t.name === 'stem');
+    const seen = new Map<string, string>();
+    let inside: Module | null = null;
+    e.emitWith(this.backbone, x, (m, xin) => {
+      if (m === this.head) return xin;
+      if (m === inside) return null;
+      if (m === first && stem) seen.set('stem', xin);
+      const name = wanted.get(m);
+      if (name === undefined) return null;
+      inside = m;
+      try {
+        const y = e.emit(m, xin);
+        seen.set(name, y);
+        return y;
+      } finally {
+        inside = null;
+      }
+    });
+    const pooledNames = this.taps.map((t) => e.g.one(t.pool === 'mean' ? 'ReduceMean' : 'ReduceMax', [seen.get(t.name)!], `taps/${t.name}/${t.pool}`,
+      { axes: ints([2, 3]), keepdims: int(0) }));
+    let h = pooledNames.length === 1 ? pooledNames[0] : e.g.one('Concat', pooledNames, 'taps/concat', { axis: int(1) });
+    if (this.hiddenLayer) h = e.relu(e.linear(this.hiddenLayer, h, 'hiddenLayer'), 'hiddenLayer');
+    return e.linear(this.head, h, this.headKey);
   }
 
   trainableParameters(): [Parameter, ParamRole][] {
