@@ -182,6 +182,7 @@ at::Tensor collectiveTensor(Napi::Value v, const char* what) {
   const at::Tensor& t = TensorHandle::From(v, what);
   if (!t.device().is_cpu()) fail(v.Env(), std::string(what) + ": the Gloo backend takes CPU tensors, got one on " + t.device().str());
   if (t.is_sparse() || !t.is_contiguous()) fail(v.Env(), std::string(what) + ": expected a dense contiguous tensor");
+  if (t.numel() == 0) fail(v.Env(), std::string(what) + ": expected a tensor with at least one element");
   return t;
 }
 
@@ -323,8 +324,24 @@ Napi::Value DistSyncFromRank0(const Napi::CallbackInfo& info) {
   std::vector<at::Tensor> tensors = tensorList(info[1], "distSyncFromRank0");
   auto bufferBytes = static_cast<size_t>(intArg(info, 2, "distSyncFromRank0"));
   return Job::Start(info.Env(), group->where("parameter sync"), [group, tensors, bufferBytes]() {
+    // verify_params_across_processes assumes every rank holds at least one tensor (1.13 reads the
+    // first one's device unchecked): the ranks agree on the count first (max of n and of -n, so
+    // every rank learns a mismatch), and an empty list is a no-op.
+    auto n = static_cast<int64_t>(tensors.size());
+    int64_t dims = 0;
+    for (const auto& t : tensors) dims += t.dim();
+    at::Tensor range = at::tensor({n, -n, dims, -dims}, at::kLong);
+    std::vector<at::Tensor> ranges{range};
+    c10d::AllreduceOptions maxOpts;
+    maxOpts.reduceOp = c10d::ReduceOp::MAX;
+    group->pg->allreduce(ranges, maxOpts)->wait();
+    TORCH_CHECK(range[0].item<int64_t>() == n && -range[1].item<int64_t>() == n, "the ranks hold different numbers of tensors to sync (from ",
+                -range[1].item<int64_t>(), " to ", range[0].item<int64_t>(), "; this rank ", n, "): are the models the same?");
+    TORCH_CHECK(range[2].item<int64_t>() == dims && -range[3].item<int64_t>() == dims,
+                "the ranks' tensors to sync differ in their numbers of dimensions: are the models the same?");
+    if (n == 0) return;
     c10d::verify_params_across_processes(group->pg, tensors, c10::nullopt);
-    if (!tensors.empty()) c10d::broadcast_coalesced(group->pg, tensors, bufferBytes, 0);
+    c10d::broadcast_coalesced(group->pg, tensors, bufferBytes, 0);
   });
 }
 
@@ -342,6 +359,7 @@ Napi::Value DdpCreate(const Napi::CallbackInfo& info) {
     Napi::Array arr = o.Get("names").As<Napi::Array>();
     for (uint32_t i = 0; i < arr.Length() && i < params.size(); i++) names[i] = arr.Get(i).ToString().Utf8Value();
   }
+  if (params.empty()) fail(env, "ddpCreate: no parameter requires gradients, so there is nothing to average");
   for (size_t i = 0; i < params.size(); i++) {
     if (!params[i].requires_grad() || !params[i].is_leaf()) fail(env, "ddpCreate: parameter " + std::to_string(i) + " is not a leaf that requires grad");
   }

@@ -3,3 +3,4 @@ export { ProcessGroup, ProcessGroupOptions, DistError, distAvailable, DEFAULT_TI
 export { DistributedDataParallel, DdpOptions } from './ddp';
 export { launch, runLaunch, parseLaunchArgs, LaunchOptions, LaunchError, WorkerFailure } from './launch';
 export { ReduceOp } from './native';
+export { DataParallel, shareOf } from './data-parallel';

@@ -19,6 +19,7 @@ interface RankResult {
   env: { rank: number; worldSize: number; localRank: number; localWorldSize: number; masterAddr: string; masterPort: number; agentStorePrefix: string | null };
   sum: number[]; max: number[]; min: number[]; product: number[]; intSum: number[]; broadcast: number[];
   markerSeenAfterBarrier: boolean;
+  mismatch: string;
 }
 
 /** Checks what the workers wrote to out against the values computed here; returns their environments. */
@@ -43,6 +44,7 @@ function checkResults(out: string): RankResult['env'][] {
       assert.deepEqual(r[k], expected[k], `rank ${r.rank} ${k}`);
     }
     assert.equal(r.markerSeenAfterBarrier, true, `rank ${r.rank}: the file written before the barrier`);
+    assert.match(r.mismatch, new RegExp(`^DistError: dist parameter sync on rank ${r.rank} of 2: the ranks hold different numbers of tensors to sync \\(from 1 to 2; this rank ${r.rank + 1}\\)`));
   }
   assert.deepEqual(results.map((r) => r.rank), [0, 1]);
   return results.map((r) => r.env);

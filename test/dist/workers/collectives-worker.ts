@@ -36,6 +36,10 @@ async function main(): Promise<void> {
   await group.barrier();
   result.markerSeenAfterBarrier = fs.existsSync(marker);
 
+  // Syncing nothing is a no-op; ranks syncing different numbers of tensors all learn it.
+  await group.syncFromRank0([]);
+  const own = Array.from({ length: env.rank + 1 }, () => tensor([1, 2], { dtype: 'float64' }));
+  result.mismatch = await group.syncFromRank0(own).then(() => 'synced', (e: Error) => `${e.name}: ${e.message}`);
   group.destroy();
   fs.writeFileSync(path.join(out, `rank${env.rank}.json.tmp`), JSON.stringify(result));
   fs.renameSync(path.join(out, `rank${env.rank}.json.tmp`), path.join(out, `rank${env.rank}.json`));
