@@ -10,6 +10,7 @@ import { setNumThreads } from '../engine/runtime';
 import { tidy } from '../engine/scope';
 import { inPrecision } from '../engine/precision';
 import { SGD } from '../optim/sgd';
+import { constant, cosine } from '../optim/schedule';
 import { applyMethod } from '../methods/registry';
 import { MethodModel } from '../methods/method';
 import { openDataset } from '../data/registry';
@@ -170,6 +171,8 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
     }
     const cache = await FeatureCache.build(model, train, o); // feature cache (linear probe)
     const totalSteps = budget.steps;
+    // A function of the global step alone (not an LRScheduler's count), so a resumed run continues on the same curve.
+    const schedule = o.schedule === 'cosine' ? cosine(totalSteps) : constant();
 
     try {
       fs.mkdirSync(dir, { recursive: true });
@@ -208,8 +211,7 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
         const t0 = process.hrtime.bigint();
         manualSeed(stepSeed(o.seed, pos.globalStep));
         model.atStep(pos.globalStep, totalSteps);
-        const factor = o.schedule === 'cosine' ? (1 + Math.cos(Math.PI * pos.globalStep / totalSteps)) / 2 : 1;
-        opt.groups.forEach((g, i) => (g.lr = baseLrs[i] * factor));
+        opt.groups.forEach((g, i) => (g.lr = schedule(baseLrs[i], pos.globalStep)));
         const [loss, correct] = tidy(() => {
           opt.zeroGrad();
           const y = targetsOf(b, o.device);
