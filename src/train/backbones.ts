@@ -179,6 +179,33 @@ export function isTfjsPath(p: string): boolean {
   }
 }
 
+/** What a backbone spec names, read once (parseBackboneSpec) for both openBackbone and openBackboneAsIs. */
+export type BackboneSpec =
+  | { kind: 'shipped'; shipped: ShippedBackbone }
+  | { kind: 'nsfwjs' }
+  | { kind: 'architecture'; arch: string }
+  /**
+   * A file, with the architecture an `ARCH:` prefix gave (else null) and the format its name says
+   * (null: none this reads, or a path that does not exist).
+   */
+  | { kind: 'file'; file: string; arch: string | null; format: 'safetensors' | 'onnx' | 'tfjs' | null };
+
+/**
+ * `default` (or another shipped name), `nsfwjs`, `ARCH`, or `[ARCH:]FILE` where FILE is a
+ * .safetensors, a .onnx, or a TF.js model.json / model folder.
+ */
+export function parseBackboneSpec(spec: string): BackboneSpec {
+  const shipped = shippedBackbone(spec);
+  if (shipped) return { kind: 'shipped', shipped };
+  if (spec === 'nsfwjs') return { kind: 'nsfwjs' };
+  if (modelNames().includes(spec)) return { kind: 'architecture', arch: spec };
+  const colon = spec.indexOf(':');
+  const prefixed = colon > 0 && modelNames().includes(spec.slice(0, colon));
+  const file = prefixed ? spec.slice(colon + 1) : spec;
+  const format = file.endsWith('.safetensors') ? 'safetensors' : file.endsWith('.onnx') ? 'onnx' : isTfjsPath(file) ? 'tfjs' : null;
+  return { kind: 'file', file, arch: prefixed ? spec.slice(0, colon) : null, format };
+}
+
 /**
  * `default` → the shipped pretrained backbone; `nsfwjs` → nsfwjs's MobileNetV2; `ARCH` → random
  * initialisation; `FILE.safetensors` or `ARCH:FILE` → that architecture with the file's weights;
@@ -186,28 +213,28 @@ export function isTfjsPath(p: string): boolean {
  * model. The classifier is always left out: new classes.
  */
 export function openBackbone(spec: string, numClasses: number): BackboneChoice {
-  const shipped = shippedBackbone(spec);
-  if (shipped) {
-    const c = fromFile(shippedFile(shipped), null, numClasses, spec);
-    return { ...c, description: `the shipped backbone '${spec}' (${c.arch}, weights/${path.basename(shipped.file, '.safetensors')}.md)` };
+  const s = parseBackboneSpec(spec);
+  switch (s.kind) {
+    case 'shipped': {
+      const c = fromFile(shippedFile(s.shipped), null, numClasses, spec);
+      return { ...c, description: `the shipped backbone '${spec}' (${c.arch}, weights/${path.basename(s.shipped.file, '.safetensors')}.md)` };
+    }
+    case 'nsfwjs': return openNsfwjs(numClasses);
+    case 'architecture': {
+      const m = modelSpec(s.arch);
+      return {
+        model: buildModel(s.arch, numClasses), arch: s.arch, spec, pretrained: false,
+        input: { size: m.inputSize, channels: 3, normalize: 'dataset' }, description: `${s.arch}, randomly initialised`,
+      };
+    }
+    case 'file':
+      // ARCH:FILE names weights for that architecture: an ONNX export's, or else a safetensors file's whatever its name.
+      if (s.arch !== null) return s.format === 'onnx' ? fromOnnx(s.file, s.arch, numClasses, spec) : fromFile(s.file, s.arch, numClasses, spec);
+      if (s.format === 'safetensors') return fromFile(s.file, null, numClasses, spec);
+      if (s.format === 'onnx') return fromOnnx(s.file, null, numClasses, spec);
+      if (s.format === 'tfjs') return fromTfjs(s.file, numClasses, spec);
+      throw new InputError(`unknown backbone '${spec}' (use default, nsfwjs, an architecture — ${modelNames().join(', ')} — a .safetensors or .onnx file, optionally as ARCH:FILE, or a TF.js model.json)`);
   }
-  if (spec === 'nsfwjs') return openNsfwjs(numClasses);
-  if (modelNames().includes(spec)) {
-    const s = modelSpec(spec);
-    return {
-      model: buildModel(spec, numClasses), arch: spec, spec, pretrained: false,
-      input: { size: s.inputSize, channels: 3, normalize: 'dataset' }, description: `${spec}, randomly initialised`,
-    };
-  }
-  const colon = spec.indexOf(':');
-  if (colon > 0 && modelNames().includes(spec.slice(0, colon))) {
-    const arch = spec.slice(0, colon), file = spec.slice(colon + 1);
-    return file.endsWith('.onnx') ? fromOnnx(file, arch, numClasses, spec) : fromFile(file, arch, numClasses, spec);
-  }
-  if (spec.endsWith('.safetensors')) return fromFile(spec, null, numClasses, spec);
-  if (spec.endsWith('.onnx')) return fromOnnx(spec, null, numClasses, spec);
-  if (isTfjsPath(spec)) return fromTfjs(spec, numClasses, spec);
-  throw new InputError(`unknown backbone '${spec}' (use default, nsfwjs, an architecture — ${modelNames().join(', ')} — a .safetensors or .onnx file, optionally as ARCH:FILE, or a TF.js model.json)`);
 }
 
 /** BN eps of every conv+BN pair: one number when they agree, else per BN name. */
@@ -365,24 +392,26 @@ function safetensorsAsIs(file: string, archGiven: string | null, label: string):
 export function openBackboneAsIs(spec: string, o: { arch?: string } = {}): BackboneAsIs {
   const archGiven = o.arch ?? null;
   if (archGiven !== null) modelSpec(archGiven);
-  const shipped = shippedBackbone(spec);
-  if (shipped) return safetensorsAsIs(shippedFile(shipped), null, `the shipped backbone '${spec}'`);
   const headless = (c: BackboneChoice): BackboneAsIs => {
     c.model.eval();
     return { model: c.model, arch: c.arch, archOptions: c.archOptions, input: c.input, hasHead: false, metadata: null, description: c.description };
   };
-  if (spec === 'nsfwjs') return headless(openNsfwjs(1000));
-  if (modelNames().includes(spec)) return headless(openBackbone(spec, 1000));
-  const colon = spec.indexOf(':');
-  let file = spec, arch = archGiven;
-  if (colon > 0 && modelNames().includes(spec.slice(0, colon))) { arch = spec.slice(0, colon); file = spec.slice(colon + 1); }
-  if (file.endsWith('.safetensors')) return safetensorsAsIs(file, arch, `weights from ${file}`);
-  if (file.endsWith('.onnx')) {
-    if (!fs.existsSync(file)) throw new InputError(`${file}: no such ONNX file`);
-    const r = arch ? { model: importOnnx(file, arch), arch } : importOnnxAnyArch(file);
-    return { ...r, input: onnxInput(r.arch), hasHead: true, metadata: null, description: `${r.arch} from ${file} (ONNX)` };
+  const s = parseBackboneSpec(spec);
+  switch (s.kind) {
+    case 'shipped': return safetensorsAsIs(shippedFile(s.shipped), null, `the shipped backbone '${spec}'`);
+    case 'nsfwjs': return headless(openNsfwjs(1000));
+    case 'architecture': return headless(openBackbone(spec, 1000));
+    case 'file': {
+      const { file } = s, arch = s.arch ?? archGiven;
+      if (s.format === 'safetensors') return safetensorsAsIs(file, arch, `weights from ${file}`);
+      if (s.format === 'onnx') {
+        if (!fs.existsSync(file)) throw new InputError(`${file}: no such ONNX file`);
+        const r = arch ? { model: importOnnx(file, arch), arch } : importOnnxAnyArch(file);
+        return { ...r, input: onnxInput(r.arch), hasHead: true, metadata: null, description: `${r.arch} from ${file} (ONNX)` };
+      }
+      if (s.format === 'tfjs') return headless(fromTfjs(file, 1000, file));
+      if (!fs.existsSync(file)) throw new InputError(`unknown model '${spec}' (use default, nsfwjs, an architecture — ${modelNames().join(', ')} — a .safetensors, .onnx or TF.js model.json file, or a run folder)`);
+      throw new InputError(`${file}: not a model format this reads (.safetensors, .onnx, a TF.js model.json or its folder)`);
+    }
   }
-  if (isTfjsPath(file)) return headless(fromTfjs(file, 1000, file));
-  if (!fs.existsSync(file)) throw new InputError(`unknown model '${spec}' (use default, nsfwjs, an architecture — ${modelNames().join(', ')} — a .safetensors, .onnx or TF.js model.json file, or a run folder)`);
-  throw new InputError(`${file}: not a model format this reads (.safetensors, .onnx, a TF.js model.json or its folder)`);
 }
