@@ -6,7 +6,8 @@
  */
 import { Tensor, aten } from '../engine/tensor';
 import { noGrad } from '../engine/autograd';
-import { full } from '../engine/creation';
+import { newFull } from '../engine/creation';
+import { atLeastFloat32 } from '../engine/precision';
 import { gumbel } from '../engine/random';
 import { Module } from '../nn/module';
 import { Parameter } from '../nn/parameter';
@@ -45,7 +46,9 @@ class PolicyState {
 
 /** Straight-through Gumbel-softmax over the last dimension; returns the one-hot sample. */
 export function gumbelSoftmaxST(logits: Tensor, tau: number): Tensor {
-  const y = softmax(logits.add(noGrad(() => gumbel(logits.shape, { dtype: logits.dtype }))).div(tau), -1);
+  // The choice is taken in fp32: under autocast the policy's logits are bf16 / fp16.
+  const z = atLeastFloat32(logits);
+  const y = softmax(z.add(noGrad(() => gumbel(z.shape, { dtype: z.dtype, device: z.device }))).div(tau), -1);
   const hard = noGrad(() => aten('aten::one_hot', '', [y.argmax(-1), logits.size(-1)]).to(y.dtype));
   return hard.add(y.sub(y.detach()));
 }
@@ -72,14 +75,17 @@ export class SpotTuneBlock extends Module {
   forward(x: Tensor): Tensor {
     const st = this.#state;
     const b = x.size(0);
-    const g = st.force !== null ? full([b], st.force, { dtype: x.dtype }) : st.choice!.select(1, this.index);
+    const g = st.force !== null ? newFull(x, [b], st.force) : st.choice!.select(1, this.index);
     st.pass?.push({ layer: this.index, g, z: null });
     if (!g.requiresGrad) {
       const ones = noGrad(() => g.sum().item());
       if (ones === b) return this.tuned.forward(x);
       if (ones === 0) return this.frozen.forward(x);
     }
-    return aten('aten::lerp', 'Tensor', [this.frozen.forward(x), this.tuned.forward(x), g.view(b, 1, 1, 1)]);
+    const frozen = this.frozen.forward(x), tuned = this.tuned.forward(x);
+    // lerp wants one dtype; the 0/1 choice is exact in the blocks' (bf16 under autocast).
+    const g4 = g.view(b, 1, 1, 1);
+    return aten('aten::lerp', 'Tensor', [frozen, tuned, g4.dtype === frozen.dtype ? g4 : g4.to(frozen.dtype)]);
   }
 
   /**

@@ -16,6 +16,7 @@ import { dtypeCode } from '../../src/engine/dtype';
 import { applyMethod, methodNames } from '../../src/methods/registry';
 import { MethodModel } from '../../src/methods/method';
 import { RecurrentGate } from '../../src/methods/adafilter/gate';
+import { gumbelSoftmaxST } from '../../src/methods/spottune';
 import { SGD } from '../../src/optim/sgd';
 import { fakePretrained } from '../methods/helpers';
 import type { Batch } from '../../src/data/loader';
@@ -134,6 +135,20 @@ test("AdaFilter's gate thresholds fp32 logits under bf16 autocast (the head itse
     x.dispose();
     gate.dispose();
   }
+});
+
+test("SpotTune's policy choice is taken in fp32 from bf16 logits: one-hot rows, fp32", () => {
+  manualSeed(5);
+  tidy(() => {
+    const logits = randn([6, 3]).to('bfloat16');
+    const choice = gumbelSoftmaxST(logits, 1);
+    assert.equal(choice.dtype, 'float32');
+    const rows = Array.from(choice.toFloat32Array());
+    for (let i = 0; i < 6; i++) {
+      const r = rows.slice(3 * i, 3 * i + 3);
+      assert.deepEqual(r.slice().sort(), [0, 0, 1], `row ${i} is one-hot: ${r}`);
+    }
+  });
 });
 
 for (const method of methodNames()) {

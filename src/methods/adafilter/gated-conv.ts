@@ -1,6 +1,6 @@
 import { aten, Tensor } from '../../engine/tensor';
 import { noGrad } from '../../engine/autograd';
-import { cat, full } from '../../engine/creation';
+import { cat, newFull } from '../../engine/creation';
 import { Module } from '../../nn/module';
 import { Parameter } from '../../nn/parameter';
 import { Conv2d } from '../../nn/conv';
@@ -83,7 +83,7 @@ export class GatedConv extends Module {
     // Forced gates (a warm start, analysis) leave the gate network out of the pass altogether.
     const force = ctx.force ?? (this.training ? ctx.trainForce : null);
     const { g, z } = force !== null
-      ? { g: full([batch, this.outChannels], force, { dtype: x.dtype }), z: null }
+      ? { g: newFull(x, [batch, this.outChannels], force), z: null }
       : ctx.source.gate(this.index, x, this.training);
     ctx.pass?.push({ layer: this.index, g, z });
     const gateGrad = g.requiresGrad;
