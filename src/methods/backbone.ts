@@ -5,16 +5,12 @@
  * `resetClassifier()` of src/models/backbone.ts), so every registered family (ResNet with BasicBlock
  * or Bottleneck, MobileNetV2) is handled the same way.
  */
-import { Tensor } from '../engine/tensor';
 import { Module } from '../nn/module';
 import { Conv2d } from '../nn/conv';
 import { BatchNorm2d } from '../nn/batchnorm';
 import { Linear } from '../nn/linear';
-import type { Backbone as ModelBackbone, ConvBn, ConvRole } from '../models/backbone';
+import type { Backbone, ConvBn, ConvRole } from '../models/backbone';
 import { InputError } from '../errors';
-
-/** A backbone as methods use it: a Module with pooled features before its classifier. */
-export type Backbone = Module & { features(x: Tensor): Tensor };
 
 /** A convolution directly followed by its batch norm: the unit AdaFilter gates. */
 export interface ConvBnSite {
@@ -76,7 +72,7 @@ export function replaceChild(parent: Module, key: string, child: Module): void {
   (parent as unknown as Record<string, Module>)[key] = child;
 }
 
-function isModelBackbone(m: Module): m is ModelBackbone {
+function isBackbone(m: Module): m is Backbone {
   const o = m as unknown as Record<string, unknown>;
   return typeof o.convBns === 'function' && typeof o.blocks === 'function'
     && typeof o.classifier === 'function' && typeof o.resetClassifier === 'function'
@@ -89,7 +85,7 @@ function isModelBackbone(m: Module): m is ModelBackbone {
  * the modules as built.
  */
 export function describeBackbone(model: Module): BackboneInfo {
-  if (!isModelBackbone(model)) {
+  if (!isBackbone(model)) {
     const name = model.constructor?.name ?? 'unknown';
     throw new InputError(`fine-tuning methods do not support the architecture ${name} (a backbone must offer convBns(), blocks(), classifier(), resetClassifier())`);
   }

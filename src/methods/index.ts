@@ -3,7 +3,8 @@ export type { Method, OptimSettings, ParamRole, StatsCollector, LossOptions, Par
 export type { ForwardPass, GateRecord } from './forward-pass';
 export { GateStatsCollector } from './gate-stats';
 export { describeBackbone, selectSites } from './backbone';
-export type { Backbone, BackboneInfo, ConvBnSite, GateLayers } from './backbone';
+export type { BackboneInfo, ConvBnSite, GateLayers } from './backbone';
+export type { Backbone } from '../models/backbone';
 export { methodNames, getMethod, applyMethod } from './registry';
 export { FinetuneModel } from './finetune';
 export { LinearProbeModel } from './linear-probe';

@@ -7,7 +7,8 @@ import { crossEntropy } from '../nn/functional';
 import type { ParamGroupInput } from '../optim/optimizer';
 import type { Batch } from '../data/loader';
 import { InputError } from '../errors';
-import { Backbone, describeBackbone } from './backbone';
+import { describeBackbone } from './backbone';
+import type { Backbone } from '../models/backbone';
 import type { OnnxEmitter } from '../io/onnx/export';
 import type { ForwardPass, GateRecord } from './forward-pass';
 
