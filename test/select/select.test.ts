@@ -182,6 +182,7 @@ test('CLI: a tap that does not exist, two backbones, an unknown flag: one line, 
     [['select', '--data', 'quickdraw:300-302', '--backbone', 'default', '--backbone', 'resnet20', '--out', path.join(dir, 'y')], /one --backbone per search/],
     [['select', '--data', 'quickdraw:300-302', '--taps', 'x', '--out', path.join(dir, 'y')], /select: .*--taps/],
     [['select', '--data', 'quickdraw:300-302', '--population', '1', '--out', path.join(dir, 'y')], /--population: expected an integer >= 2/],
+    [['select', '--data', 'quickdraw:300-302', '--shots', '6', '--val-fraction', '1.5', '--out', path.join(dir, 'y')], /val fraction must be in \[0, 1\)/],
   ];
   for (const [args, re] of cases) {
     const r = cli(...args);

@@ -5,7 +5,7 @@ import { select } from '../../select';
 
 const usage = `usage: adafilter select --data D [--backbone B] [--shots K] [--seed N] [--population P] [--generations G]
                         [--penalty X] [--epochs E] [--batch N] [--wd X] [--classes A,B,..] [--threads N]
-                        [--workers N] --out DIR [--json]
+                        [--workers N] [--val-fraction X] [--test-fraction X] --out DIR [--json]
   Evolutionary selection of a frozen backbone's features (after Tian, Chen & Shyu 2020): which taps
   (the stem's output and every block output, each mean- or max-pooled) feed a head, with the head's
   hidden width (0, 64, 256), dropout (0, 0.25, 0.5) and lr. The tap outputs of the training and
@@ -19,7 +19,8 @@ const usage = `usage: adafilter select --data D [--backbone B] [--shots K] [--se
   --backbone B       one backbone spec (default: the shipped one)
   --population P (8) --generations G (5, after the initial population)   --penalty X (0.01)
   --epochs E (30)    head training epochs (search and final run)   --batch N (32)   --wd X (5e-4)
-  --seed N (0)       splits, sampling, the search and the heads' initialisation`;
+  --seed N (0)       splits, sampling, the search and the heads' initialisation
+  --val-fraction X, --test-fraction X  carved from the training data when the source has no such split (0.1, 0.2)`;
 
 export const selectCommand: Command = {
   name: 'select',
@@ -30,7 +31,7 @@ export const selectCommand: Command = {
       data: { type: 'string' }, backbone: { type: 'string', multiple: true }, shots: { type: 'string' }, seed: { type: 'string' },
       population: { type: 'string' }, generations: { type: 'string' }, penalty: { type: 'string' }, epochs: { type: 'string' },
       batch: { type: 'string' }, wd: { type: 'string' }, classes: { type: 'string' }, threads: { type: 'string' }, workers: { type: 'string' },
-      out: { type: 'string' }, json: { type: 'boolean' },
+      out: { type: 'string' }, json: { type: 'boolean' }, 'val-fraction': { type: 'string' }, 'test-fraction': { type: 'string' },
     }, 'select');
     if (positionals.length) throw new InputError(`select: unexpected argument '${positionals[0]}'`);
     if (values.data === undefined) throw new InputError('select: --data is required (e.g. --data quickdraw:300-309)');
@@ -46,6 +47,8 @@ export const selectCommand: Command = {
         epochs: opt('epochs', 1), batch: opt('batch', 1), weightDecay: s('wd') === undefined ? undefined : numberFlag(s('wd'), 'wd', 0),
         classes: s('classes')?.split(',').map((c) => c.trim()).filter(Boolean).map((c) => (/^\d+$/.test(c) ? Number(c) : c)),
         threads: opt('threads', 1), workers: opt('workers', 0), out: s('out')!,
+        valFraction: s('val-fraction') === undefined ? undefined : numberFlag(s('val-fraction'), 'val-fraction', 0),
+        testFraction: s('test-fraction') === undefined ? undefined : numberFlag(s('test-fraction'), 'test-fraction', 0),
         onGeneration: (g) => process.stderr.write(`generation ${g.generation}: best fitness ${g.bestFitness.toFixed(4)} (candidate ${g.best}), mean ${g.meanFitness.toFixed(4)}\n`),
         onEvent: progress.onEvent,
       });
