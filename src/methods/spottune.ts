@@ -8,6 +8,7 @@ import { Tensor, aten } from '../engine/tensor';
 import { noGrad } from '../engine/autograd';
 import { newFull } from '../engine/creation';
 import { atLeastFloat32 } from '../engine/precision';
+import { deviceType } from '../engine/device';
 import { gumbel } from '../engine/random';
 import { Module } from '../nn/module';
 import { Parameter } from '../nn/parameter';
@@ -77,7 +78,10 @@ export class SpotTuneBlock extends Module {
     const b = x.size(0);
     const g = st.force !== null ? newFull(x, [b], st.force) : st.choice!.select(1, this.index);
     st.pass?.push({ layer: this.index, g, z: null });
-    if (!g.requiresGrad) {
+    // A forced choice is known without reading it back; a sampled one is read back only on the CPU,
+    // where that is free (on a GPU it would stall every block; both copies and lerp give the same values).
+    if (st.force !== null) return st.force === 1 ? this.tuned.forward(x) : this.frozen.forward(x);
+    if (!g.requiresGrad && deviceType(x.device) === 'cpu') {
       const ones = noGrad(() => g.sum().item());
       if (ones === b) return this.tuned.forward(x);
       if (ones === 0) return this.frozen.forward(x);

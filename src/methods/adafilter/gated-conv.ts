@@ -1,6 +1,7 @@
 import { aten, Tensor } from '../../engine/tensor';
 import { noGrad } from '../../engine/autograd';
 import { cat, newFull } from '../../engine/creation';
+import { deviceType } from '../../engine/device';
 import { Module } from '../../nn/module';
 import { Parameter } from '../../nn/parameter';
 import { Conv2d } from '../../nn/conv';
@@ -93,7 +94,13 @@ export class GatedConv extends Module {
       x = aten('aten::constant_pad_nd', '', [x, [left, right, top, bottom], 0]);
     }
     let useF = true, useS = true;
-    if (ctx.skip === 'always' || (ctx.skip === 'exact' && !gateGrad)) {
+    if (force !== null && ctx.skip !== 'never') {
+      // Forced gates: the unused path is known without reading the gates back.
+      useF = force === 1;
+      useS = force === 0;
+    } else if (ctx.skip === 'always' || (ctx.skip === 'exact' && !gateGrad && deviceType(x.device) === 'cpu')) {
+      // Reading the gates back is free on the CPU and a stall per layer on a GPU, where 'exact'
+      // runs both paths instead (the same values: lerp with a 0/1 gate returns one operand exactly).
       const ones = noGrad(() => g.sum().item());
       if (ones === g.numel) useS = false;
       else if (ones === 0) useF = false;
