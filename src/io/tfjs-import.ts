@@ -290,7 +290,7 @@ function importMobileNetV2(m: Mapper, numClasses: number): MobileNetV2 {
 /**
  * keras.applications' ResNet (v1) naming. Keras puts the stride of a stage's first Bottleneck on
  * its 1×1 conv, torchvision (and our Bottleneck) on the 3×3; the imported model moves it to the
- * 1×1 (replacing those two convs, names unchanged) so that it computes what Keras computed.
+ * 1×1 (ResNet.strideOnFirstConv, names unchanged) so that it computes what Keras computed.
  */
 function importResNet(m: Mapper, numClasses: number): { model: ResNet; arch: string } {
   const blocks: number[] = [], widths: number[] = [];
@@ -309,6 +309,7 @@ function importResNet(m: Mapper, numClasses: number): { model: ResNet; arch: str
     if (m.pair(pool, 'pool_size', 2) !== 3 || m.pair(pool, 'strides', 3) !== 2 || m.zeroPadBefore(pool).some((p) => p !== 1)) {
       m.fail('architecture mismatch: pool1 must be ZeroPadding2D(1) + 3×3 stride-2 max-pool');
     }
+    model.strideOnFirstConv();
     const cbs = model.convBns();
     m.convBn(cbs[0], 'conv1_conv', 'conv1_bn', [3, 3, 3, 3], false);
     m.relu('conv1_relu', null);
@@ -318,17 +319,9 @@ function importResNet(m: Mapper, numClasses: number): { model: ResNet; arch: str
       const stage = b.stage + 2, j = Number(b.key) + 1;
       const p = `conv${stage}_block${j}_`;
       const [c1, c2, c3] = b.convs;
-      if (b.stride !== 1) {
-        c1.replace(new Conv2d(c1.conv.inChannels, c1.conv.outChannels, 1, { stride: b.stride, bias: false }), c1.bn);
-        c2.replace(new Conv2d(c2.conv.inChannels, c2.conv.outChannels, 3, { padding: 1, bias: false }), c2.bn);
-        c1.conv.dispose();
-        c2.conv.dispose();
-      }
-      const live = b.module as unknown as Record<string, Conv2d>;
-      const fresh = (cb: ConvBn): ConvBn => ({ ...cb, conv: live[cb.convKey] });
-      m.convBn(fresh(c1), `${p}1_conv`, `${p}1_bn`, [0, 0, 0, 0], false);
+      m.convBn(c1, `${p}1_conv`, `${p}1_bn`, [0, 0, 0, 0], false);
       m.relu(`${p}1_relu`, null);
-      m.convBn(fresh(c2), `${p}2_conv`, `${p}2_bn`, [1, 1, 1, 1], false);
+      m.convBn(c2, `${p}2_conv`, `${p}2_bn`, [1, 1, 1, 1], false);
       m.relu(`${p}2_relu`, null);
       m.convBn(c3, `${p}3_conv`, `${p}3_bn`, [0, 0, 0, 0], false);
       if (!m.has(`${p}add`)) m.fail(`architecture mismatch: layer ${quote(`${p}add`)} is missing`);

@@ -207,6 +207,23 @@ export class ResNet extends Module implements Backbone {
     return e.emit(this.fc, e.gap(h, `${n}pool`));
   }
 
+  /**
+   * Moves each strided Bottleneck's stride from its 3×3 conv to its 1×1 conv, as Keras's ResNet
+   * (and the original paper's) has it; torchvision's "ResNet v1.5" and our Bottleneck stride the 3×3.
+   * The two convs are replaced by fresh ones under the same names, for weights loaded afterwards.
+   */
+  strideOnFirstConv(): void {
+    for (const b of this.blocks()) {
+      if (b.stride === 1) continue;
+      if (!(b.module instanceof Bottleneck)) throw new Error(`ResNet: ${b.name} is not a Bottleneck; only a Bottleneck has a 1×1 conv to stride`);
+      const [c1, c2] = b.convs;
+      c1.replace(new Conv2d(c1.conv.inChannels, c1.conv.outChannels, 1, { stride: b.stride, bias: false }), c1.bn);
+      c2.replace(new Conv2d(c2.conv.inChannels, c2.conv.outChannels, 3, { padding: 1, bias: false }), c2.bn);
+      c1.conv.dispose();
+      c2.conv.dispose();
+    }
+  }
+
   blocks(): BlockInfo[] {
     const out: BlockInfo[] = [];
     this.layers.forEach((layer, stage) => {

@@ -318,17 +318,7 @@ export function rebuildArchitecture(arch: string, numClasses: number, archOption
   } else {
     const r = new ResNet({ ...o.config, numClasses });
     model = r;
-    if (o.strideOn === '1x1') {
-      // Keras strides a stage's first Bottleneck on its 1×1 conv (torchvision: on the 3×3); same swap as the TF.js importer.
-      for (const b of r.blocks()) {
-        if (b.stride === 1) continue;
-        const [c1, c2] = b.convs;
-        c1.replace(new Conv2d(c1.conv.inChannels, c1.conv.outChannels, 1, { stride: b.stride, bias: false }), c1.bn);
-        c2.replace(new Conv2d(c2.conv.inChannels, c2.conv.outChannels, 3, { padding: 1, bias: false }), c2.bn);
-        c1.conv.dispose();
-        c2.conv.dispose();
-      }
-    }
+    if (o.strideOn === '1x1') r.strideOnFirstConv();
   }
   for (const cb of model.convBns()) {
     const eps = o.bnEpsByLayer?.[cb.bnName] ?? o.bnEps;
