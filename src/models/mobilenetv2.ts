@@ -8,6 +8,8 @@ import { Dropout, ReLU6 } from '../nn/basic';
 import * as F from '../nn/functional';
 import { constant_, kaimingNormal_, normal_ } from '../nn/init';
 import type { OnnxEmitter } from '../io/onnx/export';
+import type { ArchFamily } from './arch-options';
+import { isPositive } from './option-checks';
 import { Backbone, BlockInfo, ConvBn, cloneBlock, convBn } from './backbone';
 import { PaddedConv2d } from './padded-conv';
 
@@ -237,3 +239,29 @@ export class MobileNetV2 extends Module implements Backbone {
     old.dispose();
   }
 }
+
+/** A MobileNetV2's architecture options (arch-options.ts): width, padding style and input channels. */
+export interface MobileNetV2ArchOptions {
+  family: 'mobilenetv2';
+  widthMult: number;
+  padding: MobileNetV2Padding;
+  inChannels: number;
+}
+
+export const MOBILENETV2_ARCH: ArchFamily<MobileNetV2ArchOptions> = {
+  family: 'mobilenetv2',
+  describe(model) {
+    if (!(model instanceof MobileNetV2)) return null;
+    const options: MobileNetV2ArchOptions = { family: 'mobilenetv2', widthMult: model.widthMult, padding: model.padding, inChannels: model.config.inChannels ?? 3 };
+    const name = model.widthMult === 1 ? 'mobilenetv2' : `mobilenetv2-${model.widthMult}`;
+    return { options, name, fallback: 'mobilenetv2', asBuilt: options.padding === 'torch' && options.inChannels === 3 };
+  },
+  check(o, bad) {
+    if (!isPositive(o.widthMult) || (o.widthMult as number) > 4) bad('widthMult must be a number in (0, 4]');
+    if (o.padding !== 'torch' && o.padding !== 'keras') bad("padding must be 'torch' or 'keras'");
+    if (o.inChannels !== 1 && o.inChannels !== 3) bad('inChannels must be 1 or 3');
+  },
+  build(o, numClasses) {
+    return new MobileNetV2({ numClasses, widthMult: o.widthMult, padding: o.padding, bnEps: o.bnEps, inChannels: o.inChannels });
+  },
+};

@@ -7,6 +7,8 @@ import { Sequential } from '../nn/sequential';
 import * as F from '../nn/functional';
 import { constant_, kaimingNormal_ } from '../nn/init';
 import type { OnnxEmitter } from '../io/onnx/export';
+import type { ArchFamily } from './arch-options';
+import { isIntList } from './option-checks';
 import { Backbone, BlockInfo, ConvBn, cloneBlock, convBn } from './backbone';
 
 /** Projection shortcut (1×1 conv + BN) wherever the shape changes, identity elsewhere (torchvision's rule). */
@@ -263,3 +265,37 @@ export class ResNet extends Module implements Backbone {
 export function isResBlock(m: Module): m is ResBlock {
   return m instanceof BasicBlock || m instanceof Bottleneck;
 }
+
+/** A ResNet's architecture options (arch-options.ts): its config, and where a strided Bottleneck has its stride. */
+export interface ResNetArchOptions {
+  family: 'resnet';
+  config: Omit<ResNetConfig, 'numClasses'>;
+  strideOn: '3x3' | '1x1';
+}
+
+export const RESNET_ARCH: ArchFamily<ResNetArchOptions> = {
+  family: 'resnet',
+  describe(model, arch) {
+    if (!(model instanceof ResNet)) return null;
+    const { numClasses: _n, ...config } = model.config;
+    const strideOn1x1 = model.blocks().some((b) => b.stride !== 1 && b.convs.length === 3 && b.convs[0].conv.stride !== 1);
+    return { options: { family: 'resnet', config, strideOn: strideOn1x1 ? '1x1' : '3x3' }, name: arch, fallback: arch, asBuilt: !strideOn1x1 };
+  },
+  check(o, bad) {
+    const c = o.config as Record<string, unknown> | null;
+    if (typeof c !== 'object' || c === null) return bad('resnet needs a config');
+    if (!isIntList(c.blocks, 64) || !isIntList(c.widths, 4096) || (c.blocks as number[]).length !== (c.widths as number[]).length) bad('config.blocks and config.widths must be equally long lists of positive integers');
+    if (c.stem !== 'cifar' && c.stem !== 'imagenet') bad("config.stem must be 'cifar' or 'imagenet'");
+    if (c.block !== undefined && c.block !== 'basic' && c.block !== 'bottleneck') bad("config.block must be 'basic' or 'bottleneck'");
+    if (c.inChannels !== undefined && c.inChannels !== 1 && c.inChannels !== 3) bad('config.inChannels must be 1 or 3');
+    if (c.stemWidth !== undefined && !(Number.isInteger(c.stemWidth) && (c.stemWidth as number) >= 1 && (c.stemWidth as number) <= 4096)) bad('config.stemWidth must be a positive integer');
+    if (c.strides !== undefined && !(isIntList(c.strides, 4) && (c.strides as number[]).length === (c.blocks as number[]).length)) bad('config.strides must list one stride (1..4) per stage');
+    if (o.strideOn !== '3x3' && o.strideOn !== '1x1') bad("strideOn must be '3x3' or '1x1'");
+    if (o.strideOn === '1x1' && c.block !== 'bottleneck') bad("strideOn '1x1' needs Bottleneck blocks");
+  },
+  build(o, numClasses) {
+    const r = new ResNet({ ...o.config, numClasses });
+    if (o.strideOn === '1x1') r.strideOnFirstConv();
+    return r;
+  },
+};

@@ -7,10 +7,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Backbone } from '../models/backbone';
 import { buildModel, modelNames, modelSpec } from '../models/registry';
-import { MobileNetV2 } from '../models/mobilenetv2';
-import { ResNet, ResNetConfig } from '../models/resnet';
-import { Conv2d } from '../nn/conv';
-import { BatchNorm2d } from '../nn/batchnorm';
 import { loadInto, readSafetensorsHeader } from '../io/safetensors';
 import { mapNames } from '../io/names';
 import { importTfjs, loadNsfwjsMobileNetV2, NSFWJS_PREPROCESS, Preprocess, TfjsImport } from '../io/tfjs-import';
@@ -22,7 +18,12 @@ import { InputError } from '../errors';
 
 import { DEFAULT_WEIGHTS, PACKAGE_ROOT, shippedBackbone, ShippedBackbone } from './shipped';
 
+import { ArchOptions, describeArchitecture, parseArchOptions, rebuildArchitecture } from '../models/arch-options';
+
 export { DEFAULT_WEIGHTS, PACKAGE_ROOT };
+// Architecture options live with the families (models/arch-options.ts); runs and imports use them through here too.
+export { describeArchitecture, parseArchOptions, rebuildArchitecture };
+export type { ArchOptions };
 
 function shippedFile(s: ShippedBackbone): string {
   if (!fs.existsSync(s.file)) throw new InputError(`the shipped backbone '${s.name}' is missing (${s.file}); build it with: ${s.build}`);
@@ -45,15 +46,6 @@ export async function inputTransform(input: InputSpec, ds: Dataset): Promise<Res
   const stats = input.normalize === 'dataset' ? await datasetStats(ds, input.channels) : input.normalize;
   return resolveTransform({ size: input.size, channels: input.channels, normalize: stats });
 }
-
-/**
- * What a registry name cannot say about an imported architecture, so that a run or a weights file
- * can rebuild it: BatchNorm eps is not part of a state dict, and Keras pads stride-2 convs
- * asymmetrically and strides its Bottlenecks on the 1×1 conv. Absent: `buildModel(arch, n)` as is.
- */
-export type ArchOptions =
-  | { family: 'mobilenetv2'; widthMult: number; padding: 'torch' | 'keras'; inChannels: number; bnEps: number; bnEpsByLayer?: Record<string, number> }
-  | { family: 'resnet'; config: Omit<ResNetConfig, 'numClasses'>; strideOn: '3x3' | '1x1'; bnEps: number; bnEpsByLayer?: Record<string, number> };
 
 export interface BackboneChoice {
   model: Backbone;
@@ -235,100 +227,6 @@ export function openBackbone(spec: string, numClasses: number): BackboneChoice {
       if (s.format === 'tfjs') return fromTfjs(s.file, numClasses, spec);
       throw new InputError(`unknown backbone '${spec}' (use default, nsfwjs, an architecture — ${modelNames().join(', ')} — a .safetensors or .onnx file, optionally as ARCH:FILE, or a TF.js model.json)`);
   }
-}
-
-/** BN eps of every conv+BN pair: one number when they agree, else per BN name. */
-function bnEpsOf(model: Backbone): { bnEps: number; bnEpsByLayer?: Record<string, number> } {
-  const cbs = model.convBns();
-  const eps = cbs.map((c) => c.bn.eps);
-  if (eps.every((e) => e === eps[0])) return { bnEps: eps[0] };
-  return { bnEps: eps[0], bnEpsByLayer: Object.fromEntries(cbs.map((c) => [c.bnName, c.bn.eps])) };
-}
-
-/**
- * The registry name and, where the model differs from `buildModel(name)` in anything the weights
- * do not carry, the options that rebuild it (see ArchOptions).
- */
-export function describeArchitecture(model: Backbone, arch: string): { arch: string; archOptions?: ArchOptions } {
-  const eps = bnEpsOf(model);
-  if (model instanceof MobileNetV2) {
-    const opts: ArchOptions = { family: 'mobilenetv2', widthMult: model.widthMult, padding: model.padding, inChannels: model.config.inChannels ?? 3, ...eps };
-    const name = model.widthMult === 1 ? 'mobilenetv2' : `mobilenetv2-${model.widthMult}`;
-    const plain = modelNames().includes(name) && opts.padding === 'torch' && opts.inChannels === 3 && !eps.bnEpsByLayer && eps.bnEps === 1e-5;
-    return plain ? { arch: name } : { arch: modelNames().includes(name) ? name : 'mobilenetv2', archOptions: opts };
-  }
-  if (model instanceof ResNet) {
-    const { numClasses: _n, ...config } = model.config;
-    const strideOn1x1 = model.blocks().some((b) => b.stride !== 1 && b.convs.length === 3 && b.convs[0].conv.stride !== 1);
-    const plain = modelNames().includes(arch) && !strideOn1x1 && !eps.bnEpsByLayer && eps.bnEps === 1e-5;
-    return plain ? { arch } : { arch, archOptions: { family: 'resnet', config, strideOn: strideOn1x1 ? '1x1' : '3x3', ...eps } };
-  }
-  return { arch };
-}
-
-const isNum = (x: unknown, lo = 0): x is number => typeof x === 'number' && Number.isFinite(x) && x > lo;
-const isIntList = (x: unknown, max: number): x is number[] => Array.isArray(x) && x.length >= 1 && x.length <= 8
-  && x.every((v) => Number.isInteger(v) && v >= 1 && v <= max);
-
-/** Checks architecture options read from a file (run.json or weights metadata): anyone may have written them. */
-export function parseArchOptions(raw: string | unknown, where: string): ArchOptions {
-  let v: unknown = raw;
-  if (typeof raw === 'string') {
-    try { v = JSON.parse(raw); } catch { throw new InputError(`${where}: not JSON`); }
-  }
-  const bad = (what: string): never => { throw new InputError(`${where}: ${what}`); };
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('must be an object');
-  const o = v as Record<string, unknown>;
-  if (!isNum(o.bnEps) || (o.bnEps as number) > 1) bad('bnEps must be a number in (0, 1]');
-  if (o.bnEpsByLayer !== undefined) {
-    const m = o.bnEpsByLayer;
-    if (typeof m !== 'object' || m === null || Array.isArray(m) || !Object.values(m).every((e) => isNum(e) && e <= 1)) bad('bnEpsByLayer must map BN names to numbers in (0, 1]');
-  }
-  if (o.family === 'mobilenetv2') {
-    if (!isNum(o.widthMult) || (o.widthMult as number) > 4) bad('widthMult must be a number in (0, 4]');
-    if (o.padding !== 'torch' && o.padding !== 'keras') bad("padding must be 'torch' or 'keras'");
-    if (o.inChannels !== 1 && o.inChannels !== 3) bad('inChannels must be 1 or 3');
-  } else if (o.family === 'resnet') {
-    const c = o.config as Record<string, unknown> | null;
-    if (typeof c !== 'object' || c === null) return bad('resnet needs a config');
-    if (!isIntList(c.blocks, 64) || !isIntList(c.widths, 4096) || (c.blocks as number[]).length !== (c.widths as number[]).length) bad('config.blocks and config.widths must be equally long lists of positive integers');
-    if (c.stem !== 'cifar' && c.stem !== 'imagenet') bad("config.stem must be 'cifar' or 'imagenet'");
-    if (c.block !== undefined && c.block !== 'basic' && c.block !== 'bottleneck') bad("config.block must be 'basic' or 'bottleneck'");
-    if (c.inChannels !== undefined && c.inChannels !== 1 && c.inChannels !== 3) bad('config.inChannels must be 1 or 3');
-    if (c.stemWidth !== undefined && !(Number.isInteger(c.stemWidth) && (c.stemWidth as number) >= 1 && (c.stemWidth as number) <= 4096)) bad('config.stemWidth must be a positive integer');
-    if (c.strides !== undefined && !(isIntList(c.strides, 4) && (c.strides as number[]).length === (c.blocks as number[]).length)) bad('config.strides must list one stride (1..4) per stage');
-    if (o.strideOn !== '3x3' && o.strideOn !== '1x1') bad("strideOn must be '3x3' or '1x1'");
-    if (o.strideOn === '1x1' && c.block !== 'bottleneck') bad("strideOn '1x1' needs Bottleneck blocks");
-  } else {
-    bad("family must be 'mobilenetv2' or 'resnet'");
-  }
-  return o as unknown as ArchOptions;
-}
-
-/**
- * The same architecture, randomly initialised: a run folder's or a weights file's weights are then
- * loaded into it. `archOptions` (run.json / file metadata) rebuilds imports the registry cannot name.
- */
-export function rebuildArchitecture(arch: string, numClasses: number, archOptions?: ArchOptions): Backbone {
-  if (!archOptions) return buildModel(arch, numClasses);
-  const o = parseArchOptions(archOptions, `architecture options of ${arch}`);
-  let model: Backbone;
-  if (o.family === 'mobilenetv2') {
-    model = new MobileNetV2({ numClasses, widthMult: o.widthMult, padding: o.padding, bnEps: o.bnEps, inChannels: o.inChannels });
-  } else {
-    const r = new ResNet({ ...o.config, numClasses });
-    model = r;
-    if (o.strideOn === '1x1') r.strideOnFirstConv();
-  }
-  for (const cb of model.convBns()) {
-    const eps = o.bnEpsByLayer?.[cb.bnName] ?? o.bnEps;
-    if (cb.bn.eps === eps) continue;
-    const bn = new BatchNorm2d(cb.bn.numFeatures, { eps, momentum: cb.bn.momentum });
-    const live = (cb.parent as unknown as Record<string, Conv2d>)[cb.convKey];
-    cb.replace(live, bn);
-    cb.bn.dispose();
-  }
-  return model;
 }
 
 /** A backbone with its own classifier where the source has a usable one (models import / inspect / export). */
