@@ -75,8 +75,10 @@ test('under torchrun --no_python the same worker joins through torchrun\'s agent
       { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (d) => { stderr += d; });
+      // torchrun ends its workers on SIGTERM: a hung run fails the test instead of outliving it.
+      const limit = setTimeout(() => child.kill('SIGTERM'), 150_000);
       child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stderr }));
+      child.on('close', (code) => { clearTimeout(limit); resolve({ code, stderr }); });
     });
     assert.equal(r.code, 0, r.stderr);
     const envs = checkResults(out);

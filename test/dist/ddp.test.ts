@@ -65,8 +65,10 @@ async function pytorchDdp(): Promise<Params> {
       { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: '1' } });
     let stderr = '';
     child.stderr.on('data', (d) => { stderr += d; });
+    // torchrun ends its workers on SIGTERM: a hung run fails the test instead of outliving it.
+    const limit = setTimeout(() => child.kill('SIGTERM'), 150_000);
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stderr }));
+    child.on('close', (code) => { clearTimeout(limit); resolve({ code, stderr }); });
   });
   assert.equal(r.code, 0, `torchrun failed:\n${r.stderr}`);
   return (JSON.parse(fs.readFileSync(output, 'utf8')) as { final: Params }).final;

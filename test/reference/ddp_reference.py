@@ -69,7 +69,12 @@ def main():
         with open(out + ".tmp", "w") as f:
             json.dump({"torch": torch.__version__, "final": final}, f)
         os.replace(out + ".tmp", out)
-    dist.destroy_process_group()
+    dist.barrier()
+    # Leave without Python's teardown: in torch 1.13 freeing the DDP object at exit can deadlock
+    # (~Reducer joins a Gloo thread that waits for the GIL the exiting thread holds).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
