@@ -113,13 +113,19 @@ function section(s: TransferSummary, level: string): string {
     ...order.filter((x) => x !== 'finetune').map((mm) => signed(rows.find((x) => x.method === mm)?.errorChange))])));
   out.push('');
 
+  if (s.byBackbone) {
+    out.push(`${level} Per backbone: mean test accuracy over its cells (%)`, '');
+    out.push(table(['backbone', ...order], Object.entries(s.byBackbone).map(([b, means]) => [b, ...order.map((mm) => (means[mm] === undefined ? '' : f2(means[mm])))])));
+    out.push('', 'A backbone\'s mean covers a method only when all of that backbone\'s cells have its runs; linear-probe is the measure of feature quality.', '');
+  }
+
   const g = s.gateFractions;
   if (g.overall || Object.keys(g.byCell).length) {
     out.push(`${level} AdaFilter: fraction of filters fine-tuned (gate = F), per gated layer, on the test split`, '');
     const cellsWith = Object.keys(g.byCell);
     const names = g.overall?.layers.map((l) => l.name) ?? g.byCell[cellsWith[0]]!.layers.map((l) => l.name);
     const sameLayers = cellsWith.filter((c) => JSON.stringify(g.byCell[c]!.layers.map((l) => l.name)) === JSON.stringify(names));
-    out.push(table(['layer', 'filters', 'all runs (default backbone)', 'varying filters', ...sameLayers],
+    out.push(table(['layer', 'filters', 'all runs (shipped backbone)', 'varying filters', ...sameLayers],
       names.map((n, i) => [n, String((g.overall ?? g.byCell[sameLayers[0]]!).layers[i].filters),
         g.overall ? `${f2(g.overall.layers[i].fraction)} ± ${f2(g.overall.layers[i].fractionStd)}` : '—',
         g.overall ? f2(g.overall.layers[i].filtersVarying) : '—',

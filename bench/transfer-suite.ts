@@ -102,7 +102,10 @@ export function dataNameOf(cell: Pick<CellSpec, 'data' | 'subset'>, out: string)
   return path.join(out, 'data', `${s.source}-${s.train}-${s.val}-${s.test}.csv`);
 }
 
-// Quick, Draw! classes 0-244 are the pretraining source; 300-309 are the target, 320-329 the dev task.
+// The profiles before issue 15 measured the backbone that was the default then; it ships by name,
+// so they reproduce. Quick, Draw! classes 0-244 are in both backbones' sources; 300-309 are the
+// target, 320-329 the dev task.
+const DOODLES = 'doodles-resnet20';
 const QD_TARGET = 'quickdraw:300-309';
 const QD_DEV = 'quickdraw:320-329';
 // No glyph script is in pretraining. 30 samples per letter: 6 test, 2 val, 22 train (20 shots fit).
@@ -133,13 +136,13 @@ const GRIDS: Record<string, Trial[]> = {
 const FIXED: Record<string, Trial> = Object.fromEntries(ALL_METHODS.map((m) => [m, m === 'linear-probe' ? { lr: 0.1 } : GATED.has(m) ? { lr: 0.01, gateLr: 0.1 } : { lr: 0.01 }]));
 
 function qd(shots: number, methods: string[], extra: Partial<CellSpec> = {}): CellSpec {
-  return { id: `quickdraw300-${shots}shot`, group: 'Quick Draw 300-309', data: QD_TARGET, shots, backbone: 'default', methods, valFraction: 0.25, ...extra };
+  return { id: `quickdraw300-${shots}shot`, group: 'Quick Draw 300-309', data: QD_TARGET, shots, backbone: DOODLES, methods, valFraction: 0.25, ...extra };
 }
 function glyph(shots: number, methods: string[], script = 'Armenian'): CellSpec {
-  return { id: `${script.toLowerCase()}-${shots}shot`, group: `${script} glyphs`, data: glyphData(script), shots, backbone: 'default', methods };
+  return { id: `${script.toLowerCase()}-${shots}shot`, group: `${script} glyphs`, data: glyphData(script), shots, backbone: DOODLES, methods };
 }
 function subset(s: SubsetSpec, label: string, shots: number, methods: string[], extra: Partial<CellSpec> = {}): CellSpec {
-  return { id: `${s.source}-${shots}shot`, group: label, data: null, subset: s, shots, backbone: 'default', methods, ...extra };
+  return { id: `${s.source}-${shots}shot`, group: label, data: null, subset: s, shots, backbone: DOODLES, methods, ...extra };
 }
 
 export const PROFILES: Record<string, Profile> = {
@@ -157,7 +160,7 @@ export const PROFILES: Record<string, Profile> = {
     description: '4 targets × 2 sizes on the shipped backbone (all 9 methods on 2 cells), 2 targets on nsfwjs MobileNetV2 at 64 px; search on a dev task',
     seeds: 3, batch: 16, epochImages: 1600, minEpochs: 4, maxEpochs: 24,
     search: [
-      { cell: { id: 'dev-quickdraw320-20shot', group: 'dev', data: QD_DEV, shots: 20, backbone: 'default', methods: ALL_METHODS, valFraction: 0.25 }, grids: GRIDS },
+      { cell: { id: 'dev-quickdraw320-20shot', group: 'dev', data: QD_DEV, shots: 20, backbone: DOODLES, methods: ALL_METHODS, valFraction: 0.25 }, grids: GRIDS },
       // MobileNetV2 is another network with other lr needs: its own search, for the methods its cells run.
       { cell: { id: 'dev-nsfwjs-quickdraw320-20shot', group: 'dev', data: QD_DEV, shots: 20, backbone: 'nsfwjs', inputSize: 64, methods: NSFWJS_METHODS, valFraction: 0.25 }, grids: GRIDS },
     ],
@@ -195,7 +198,7 @@ function variant(id: string, label: string, options: Record<string, unknown>): C
 PROFILES.variants = {
   ...FULL, name: 'variants', kind: 'variants',
   description: 'AdaFilter settings tried beyond the defaults (tau, gated layers, starting fraction, frozen BN_S affine) on Quick Draw 300-309, 20 shots',
-  search: FULL.search.filter((x) => x.cell.backbone === 'default'),
+  search: FULL.search.filter((x) => x.cell.backbone === DOODLES),
   cells: [
     { ...base, methods: ['finetune', 'adafilter'], group: 'AdaFilter defaults (tau 1, blocks gated, start ½, gated BN)', train: false },
     variant('tau0.5', 'tau 0.5', { tau: 0.5 }),
@@ -232,7 +235,7 @@ PROFILES.budget = {
   epochImages: 3 * FULL.epochImages, minEpochs: 3 * FULL.minEpochs, maxEpochs: 3 * FULL.maxEpochs,
   search: [], fixed: FULL_SEARCH_CHOICE, fixedFrom: FULL_SEARCH_SOURCE,
   cells: [
-    ...FULL.cells.filter((c) => c.backbone === 'default'),
+    ...FULL.cells.filter((c) => c.backbone === DOODLES),
     glyph(5, CORE, 'Georgian'), glyph(20, CORE, 'Georgian'),
   ].map((c) => ({ ...c, methods: ['finetune', 'adafilter', ...BASELINES, ...(c.shots === 20 ? ABLATIONS : [])] })),
   methodOrder: ['finetune', 'adafilter', ...BASELINES, ...ABLATIONS],
@@ -305,7 +308,7 @@ PROFILES['fidelity-search'] = {
   ...PROFILES.budget, name: 'fidelity-search',
   description: 'validation search (dev task Quick Draw 320-329, 20 shots, seed 0, 3× epochs): AdaFilter gate mode, warm start, pretrained S path, gate lr and lr; finetune lr with as many trials',
   search: [{
-    cell: { id: 'dev-quickdraw320-20shot', group: 'dev', data: QD_DEV, shots: 20, backbone: 'default', methods: ['finetune', 'adafilter'], valFraction: 0.25 },
+    cell: { id: 'dev-quickdraw320-20shot', group: 'dev', data: QD_DEV, shots: 20, backbone: DOODLES, methods: ['finetune', 'adafilter'], valFraction: 0.25 },
     grids: {
       // Two rounds of six. The first showed the gate's logits staying at |z| ≈ 0.025 at gate lrs
       // 0.1 and 1 and finetune best at lr 0.03: the second raises both lrs, and finetune gets six
@@ -357,7 +360,7 @@ PROFILES.fidelity = {
   seeds: 5,
   search: [], fixed: FIDELITY_FIXED, fixedFrom: 'fidelity-search (finetune, adafilter) and the full profile\'s search (the others)',
   cells: [
-    ...[...FULL.cells.filter((c) => c.backbone === 'default'), glyph(5, CORE, 'Georgian'), glyph(20, CORE, 'Georgian'), glyph(5, CORE, 'Devanagari'), glyph(20, CORE, 'Devanagari')]
+    ...[...FULL.cells.filter((c) => c.backbone === DOODLES), glyph(5, CORE, 'Georgian'), glyph(20, CORE, 'Georgian'), glyph(5, CORE, 'Devanagari'), glyph(20, CORE, 'Devanagari')]
       .map((c) => ({ ...c, methods: ['finetune', 'adafilter', ...BASELINES, ...(c.shots === 20 ? ABLATIONS : [])], seedsByMethod: THREE })),
     ...FULL.cells.filter((c) => c.backbone === 'nsfwjs').map((c) => ({ ...c, methods: NSFWJS_METHODS, fixedEpochs: 8, seedsByMethod: { 'linear-probe': 3, finetune: 3, adafilter: 3 }, trialByMethod: NSFWJS_TRIALS })),
   ],
@@ -366,5 +369,25 @@ PROFILES.fidelity = {
     'l2sp, bss, spottune, linear-probe and the ablations on 3 seeds (finetune and AdaFilter on 5)',
     'the ablations on the 5-shot cells; only finetune and AdaFilter were searched again (the others keep the full profile\'s lr)',
     'nsfwjs cells at the full profile\'s 1× epochs (8) and its nsfwjs search, 3 seeds',
+  ],
+};
+
+/**
+ * Issue 15's benchmark: fidelity's twelve resnet20 cells on both shipped resnet20 backbones — the
+ * default (Quick Draw 0-244 and letters of 137 scripts, targets kept out) and doodles-resnet20 (Quick
+ * Draw 0-244 only, the default before) — with fidelity's settings. linear-probe measures the
+ * features; finetune and AdaFilter give the AdaFilter − finetune gap per backbone.
+ */
+PROFILES.backbones = {
+  ...PROFILES.fidelity, name: 'backbones',
+  description: 'fidelity\'s 12 resnet20 cells on the new default backbone and on doodles-resnet20 (the default before): linear-probe (feature quality), finetune and AdaFilter, 3 seeds, fidelity\'s settings',
+  seeds: 3,
+  cells: PROFILES.fidelity.cells.filter((c) => c.backbone === DOODLES).flatMap((c) => [DOODLES, 'default'].map((backbone) => ({
+    ...c, id: `${c.id}@${backbone}`, group: `${c.group} @ ${backbone}`, backbone,
+    methods: ['linear-probe', 'finetune', 'adafilter'], seedsByMethod: undefined,
+  }))),
+  methodOrder: ['linear-probe', 'finetune', 'adafilter'],
+  cuts: [
+    '3 seeds; no ablations or other baselines; no new lr search for the new backbone (fidelity\'s settings on both)',
   ],
 };

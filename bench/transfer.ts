@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { compare, CompareOptions } from '../src/train/compare';
 import { readResult, readRunConfig, RunResult } from '../src/train/run-folder';
 import { openBackbone } from '../src/train/backbones';
+import { SHIPPED } from '../src/train/shipped';
 import { openDataset } from '../src/data/registry';
 import { writeJsonAtomic, writeFileAtomic } from '../src/io/atomic';
 import { machineInfo } from './machine';
@@ -88,6 +89,8 @@ export interface TransferSummary {
   missing: { cell: string; method: string; seeds: number[]; reason: string }[];
   failures: { job: string; error: string }[];
   cuts: string[];
+  /** With more than one backbone: per backbone, each method's mean test accuracy (percent) over that backbone's cells. */
+  byBackbone?: Record<string, Record<string, number>>;
 }
 
 function gateSummary(r: RunResult) {
@@ -357,12 +360,22 @@ function summarise(p: Profile, out: string, cells: CellPlan[], chosen: TransferS
     if (p.kind === 'variants') for (const g of new Set(pairs.map((x) => x.group))) intervals[`${m} @ ${g}`] = pairedBootstrap(pairs.filter((x) => x.group === g), BOOTSTRAP);
     else intervals[m] = pairedBootstrap(pairs, BOOTSTRAP);
   }
-  // The headline mixes backbones; the shipped backbone's own answer is worth seeing apart.
-  const backbones = new Set(cells.filter((c) => !c.skipped).map((c) => c.backbone));
-  if (p.kind !== 'variants' && backbones.size > 1) {
-    const onDefault = new Set(cells.filter((c) => c.backbone === 'default').map((c) => c.id));
-    const pairs = errorPairs(tableRuns, 'adafilter').filter((x) => onDefault.has(x.cell));
-    if (pairs.length) intervals['adafilter (default backbone only)'] = pairedBootstrap(pairs, BOOTSTRAP);
+  // The headline mixes backbones; each backbone's own answer is worth seeing apart.
+  const backbones = [...new Set(cells.filter((c) => !c.skipped).map((c) => c.backbone))];
+  const byBackbone: Record<string, Record<string, number>> = {};
+  if (p.kind !== 'variants' && backbones.length > 1) {
+    for (const b of backbones) {
+      const on = new Set(cells.filter((c) => c.backbone === b).map((c) => c.id));
+      const pairs = errorPairs(tableRuns, 'adafilter').filter((x) => on.has(x.cell));
+      if (pairs.length) intervals[`adafilter (${b} backbone only)`] = pairedBootstrap(pairs, BOOTSTRAP);
+      // Mean test accuracy per method over the backbone's cells that have that method's runs (linear-probe: feature quality).
+      const means: Record<string, number> = {};
+      for (const m of allMethods) {
+        const perCell = [...on].map((id) => cellRows[id]?.find((r) => r.method === m)?.mean).filter((x): x is number => typeof x === 'number');
+        if (perCell.length === on.size) means[m] = perCell.reduce((a, x) => a + x, 0) / perCell.length;
+      }
+      byBackbone[b] = means;
+    }
   }
   const adaGates = runs.filter((r) => r.method === 'adafilter' && r.gates);
   const byCell: Record<string, ReturnType<typeof layerFractions>> = {};
@@ -370,8 +383,10 @@ function summarise(p: Profile, out: string, cells: CellPlan[], chosen: TransferS
     const g = adaGates.filter((r) => r.cell === c.id).map((r) => r.gates!);
     if (g.length) byCell[c.id] = layerFractions(g);
   }
-  // The default backbone with default options only: other architectures and gateLayers settings gate other layers.
-  const defaultCells = new Set(cells.filter((c) => c.backbone === 'default' && !c.methodOptions?.adafilter).map((c) => c.id));
+  // One shipped backbone (the default if the profile uses it) with default options only: other
+  // backbones have other filters, other gateLayers settings gate other layers.
+  const main = SHIPPED.map((b) => b.name).find((b) => cells.some((c) => c.backbone === b));
+  const defaultCells = new Set(cells.filter((c) => c.backbone === main && !c.methodOptions?.adafilter).map((c) => c.id));
   const overall = layerFractions(adaGates.filter((r) => defaultCells.has(r.cell)).map((r) => r.gates!));
   const finishedAt = new Date();
   return {
@@ -381,6 +396,7 @@ function summarise(p: Profile, out: string, cells: CellPlan[], chosen: TransferS
     settings: { seeds: p.seeds, batch: p.batch, epochImages: p.epochImages, minEpochs: p.minEpochs, maxEpochs: p.maxEpochs, threads: meta.threads, jobs: meta.jobs, augment: true, schedule: 'cosine' },
     search, chosen, fixedFrom: p.fixedFrom, cells, runs, tables: { cells: cellRows, datasets }, intervals,
     gateFractions: { overall, byCell }, missing, failures, cuts: p.cuts,
+    ...(Object.keys(byBackbone).length ? { byBackbone } : {}),
   };
 }
 

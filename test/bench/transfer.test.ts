@@ -1,3 +1,4 @@
+import { shippedBackbone } from '../../src/train/shipped';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -47,7 +48,7 @@ test('suite: every method exists, grids are fair, every dataset opens with its s
       for (const c of p.cells.filter((x) => x.backbone === sp.cell.backbone)) for (const m of c.methods) assert.ok(sp.cell.methods.includes(m), `${c.id}: ${m} searched`);
     }
     for (const c of [...p.cells, ...p.search.map((x) => x.cell)]) {
-      assert.ok(['default', 'nsfwjs'].includes(c.backbone), `${c.id}: backbone ${c.backbone}`);
+      assert.ok(c.backbone === 'nsfwjs' || shippedBackbone(c.backbone), `${c.id}: backbone ${c.backbone}`);
       const name = dataNameOf(c, data);
       if (c.subset) await materialiseSubset(c.subset, name);
       // Each source is opened (decoded) once; the splits and shots are checked per cell.
@@ -212,7 +213,7 @@ test('end to end: a tiny profile trains, writes the JSON and the markdown, and r
 test('cli: bench transfer refuses an unknown profile with one line and exit 2', () => {
   const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const cli = path.resolve(__dirname, '..', '..', '..', 'bin', 'adafilter.js');
-  for (const [args, re] of [[['--profile', 'huge'], /--profile must be one of quick, full, variants, budget, budget-variants, budget6, shots100, fidelity-search, fidelity, got 'huge'/], [[], /--profile must be one of/], [['--profile', 'quick', '--jobs', '0'], /--jobs: expected an integer >= 1/]] as [string[], RegExp][]) {
+  for (const [args, re] of [[['--profile', 'huge'], /--profile must be one of quick, full, variants, budget, budget-variants, budget6, shots100, fidelity-search, fidelity, backbones, got 'huge'/], [[], /--profile must be one of/], [['--profile', 'quick', '--jobs', '0'], /--jobs: expected an integer >= 1/]] as [string[], RegExp][]) {
     const r = spawnSync(process.execPath, [cli, 'bench', 'transfer', ...args], { encoding: 'utf8' });
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, re);
