@@ -29,9 +29,12 @@ const ada = (o: Record<string, unknown> = {}, seed = 1, name = 'adafilter') =>
 /** Records every training gate the model's gate network produces in the next passes. */
 function recordGates(m: AdaFilterModel): { seen: number[][]; restore: () => void } {
   const seen: number[][] = [];
-  const orig = m.gate.gate.bind(m.gate);
-  m.gate.gate = (l: number, x: Tensor, tr: boolean) => { const r = orig(l, x, tr); seen.push(r.g.toArray() as number[]); return r; };
-  return { seen, restore: () => { m.gate.gate = orig; } };
+  const orig = m.gate.start.bind(m.gate);
+  m.gate.start = (batch: number) => {
+    const pass = orig(batch);
+    return { gate: (l: number, x: Tensor, tr: boolean) => { const r = pass.gate(l, x, tr); seen.push(r.g.toArray() as number[]); return r; } };
+  };
+  return { seen, restore: () => { m.gate.start = orig; } };
 }
 
 test("gate mode 'st': two training passes over one batch give identical 0/1 gates and outputs; 'gumbel' does not", () => {
@@ -69,14 +72,13 @@ test("'st' gradient of the gate network equals finite differences of its surroga
   const xs = [randn([3, 3, 4, 4], { dtype: 'float64' }), randn([3, 4, 2, 2], { dtype: 'float64' })];
   const ws = [randn([3, 4], { dtype: 'float64' }), randn([3, 5], { dtype: 'float64' })];
   const run = (soft: boolean): Tensor => {
-    gate.begin(3);
+    const pass = gate.start(3);
     let total: Tensor | null = null;
     for (let l = 0; l < 2; l++) {
-      const g = soft ? gate.logits(l, xs[l], true).div(tau).sigmoid() : gate.gate(l, xs[l], true).g;
+      const g = soft ? pass.logits(l, xs[l], true).div(tau).sigmoid() : pass.gate(l, xs[l], true).g;
       const s = g.mul(ws[l]).sum();
       total = total ? total.add(s) : s;
     }
-    gate.end();
     return total!;
   };
   tidy(() => run(false).backward());

@@ -122,14 +122,11 @@ test("AdaFilter's gate thresholds fp32 logits under bf16 autocast (the head itse
   const x = randn([3, 8, 5, 5]);
   try {
     autocastOn('cpu', 'bfloat16', () => tidy(() => {
-      gate.begin(3);
-      assert.equal(gate.logits(0, x, true).dtype, 'bfloat16', 'the gate head runs in bf16 under autocast');
-      gate.begin(3);
-      const { g, z } = gate.gate(0, x, true);
+      assert.equal(gate.start(3).logits(0, x, true).dtype, 'bfloat16', 'the gate head runs in bf16 under autocast');
+      const { g, z } = gate.start(3).gate(0, x, true);
       assert.equal(z!.dtype, 'float32');
       assert.equal(g.dtype, 'float32');
       assert.deepEqual(Array.from(g.toFloat32Array()), Array.from(noGrad(() => z!.gt(0).toFloat32Array())));
-      gate.end();
     }));
   } finally {
     x.dispose();

@@ -77,8 +77,6 @@ class PassNoise {
     this.#total = o;
   }
 
-  reset(): void { this.#noise = null; }
-
   get(layer: number, batch: number, like: Tensor): Tensor {
     if (!this.#noise) this.#noise = gumbelDifference([batch, this.#total], like);
     return this.#noise.narrow(1, this.#offsets[layer], this.channels[layer]);
@@ -143,12 +141,19 @@ export interface LayerGates {
 }
 
 
-/** A source of gates for gated layer l, given that layer's input x [B, C_in, H, W]. */
-export interface GateSource extends Module {
-  /** Starts a forward pass of a batch of `batch` examples. */
-  begin(batch: number): void;
+/**
+ * One forward pass's gates: layer l's, given that layer's input x [B, C_in, H, W], asked in layer
+ * order. What the pass carries from layer to layer (the recurrent state, the pass's noise) lives in
+ * this object, which the pass drops at its end: nothing of it stays in the gate network.
+ */
+export interface GatePass {
   gate(layer: number, x: Tensor, training: boolean): LayerGates;
-  end(): void;
+}
+
+/** A source of gates for the gated layers. */
+export interface GateSource extends Module {
+  /** The gates of a forward pass of a batch of `batch` examples. */
+  start(batch: number): GatePass;
   /** Biases of the gate network (no weight decay). */
   biasParameters(): Parameter[];
   /** The evaluation gates in an ONNX graph; null when they are random (no fixed graph gives them). */
@@ -179,52 +184,27 @@ function trainingGate(z: Tensor, tau: number, noiseScale: number, draw: () => Te
   return noiseScale > 0 ? gumbelSigmoidST(z, tau, draw(), noiseScale) : gumbelSigmoidST(z, tau, null);
 }
 
-/**
- * The AdaFilter gate: one LSTM cell shared across gated layers, run interleaved with the forward
- * pass in layer order from (h0, c0) = 0; per layer an input projection P_l (GAP of the layer's input
- * → d) and a head Q_l (h_l → C gate logits).
- */
-export class RecurrentGate extends Module implements GateSource {
-  lstm: LSTMCell;
-  proj: Linear[];
-  heads: Linear[];
-  #state: [Tensor, Tensor] | null = null;
+/** One pass of the recurrent gate: the shared LSTM state from (h0, c0) = 0, advanced layer by layer. */
+export class RecurrentPass implements GatePass {
+  #state: [Tensor, Tensor];
   /** [W_ih, W_hh] and b_ih + b_hh for the oneDNN LSTM step of this pass (training only). */
   #stacked: { w: Tensor; b: Tensor | null } | null = null;
   readonly #noise: PassNoise;
-  /**
-   * Multiplier of the training passes' logistic noise, set by the method from its gate mode and the
-   * run's progress: 0 deterministic straight-through, 1 Gumbel, in between gumbel-anneal.
-   */
-  noiseScale = 1;
 
-  constructor(layers: GatedLayerShape[], readonly options: RecurrentGateOptions) {
-    super();
-    this.#noise = new PassNoise(layers.map((l) => l.outChannels));
-    this.lstm = new LSTMCell(options.inputSize, options.hiddenSize);
-    this.proj = layers.map((l) => new Linear(l.inChannels, options.inputSize));
-    this.heads = layers.map((l) => {
-      const q = new Linear(options.hiddenSize, l.outChannels);
-      constant_(q.bias!, options.initFraction === 0.5 ? 0 : logit(options.initFraction));
-      return q;
-    });
-  }
-
-  begin(batch: number): void {
-    const h = this.options.hiddenSize;
-    const w = this.lstm.weight_ih;
+  constructor(readonly net: RecurrentGate, batch: number, channels: number[]) {
+    const h = net.options.hiddenSize;
+    const w = net.lstm.weight_ih;
     this.#state = [newZeros(w, [batch, h]), newZeros(w, [batch, h])];
-    this.#stacked = null;
-    this.#noise.reset();
+    this.#noise = new PassNoise(channels);
   }
 
   /**
    * Advances the shared LSTM state by one step. In a training pass that records gradients, on CPU in
    * float32, the step runs as lstmStepOneDnn (same function, faster); otherwise, and always in
-   * evaluation, it is this.lstm.forward (aten::lstm_cell).
+   * evaluation, it is lstm.forward (aten::lstm_cell).
    */
   #step(u: Tensor, state: [Tensor, Tensor], training: boolean): [Tensor, Tensor] {
-    const cell = this.lstm;
+    const cell = this.net.lstm;
     if (training && oneDnnLinear !== false && isGradEnabled() && u.dtype === 'float32' && u.device === 'cpu') {
       if (!this.#stacked) {
         const b = cell.bias_ih && cell.bias_hh ? cell.bias_ih.add(cell.bias_hh) : cell.bias_ih ?? cell.bias_hh;
@@ -238,27 +218,55 @@ export class RecurrentGate extends Module implements GateSource {
 
   /** Gate logits z_l [B, C] for layer l; advances the shared LSTM state. */
   logits(layer: number, x: Tensor, training = false): Tensor {
-    if (!this.#state) throw new Error('adafilter gate: forward pass not started (call begin())');
-    const u = this.proj[layer].forward(gatePool(x, this.options.detachInput));
+    const net = this.net;
+    const u = net.proj[layer].forward(gatePool(x, net.options.detachInput));
     this.#state = this.#step(u, this.#state, training);
-    return this.heads[layer].forward(this.#state[0]);
+    return net.heads[layer].forward(this.#state[0]);
   }
 
   gate(layer: number, x: Tensor, training: boolean): LayerGates {
     // Under bf16 autocast the head's logits are bf16: the straight-through decision is taken in fp32.
     const z = atLeastFloat32(this.logits(layer, x, training));
-    const g = training ? trainingGate(z, this.options.tau, this.noiseScale, () => this.#noise.get(layer, z.size(0), z)) : hardGate(z);
+    const g = training ? trainingGate(z, this.net.options.tau, this.net.noiseScale, () => this.#noise.get(layer, z.size(0), z)) : hardGate(z);
     return { g, z };
   }
+}
 
-  end(): void {
-    this.#state = null;
-    this.#stacked = null;
-    this.#noise.reset();
+/**
+ * The AdaFilter gate: one LSTM cell shared across gated layers, run interleaved with the forward
+ * pass in layer order from (h0, c0) = 0; per layer an input projection P_l (GAP of the layer's input
+ * → d) and a head Q_l (h_l → C gate logits).
+ */
+export class RecurrentGate extends Module implements GateSource {
+  lstm: LSTMCell;
+  proj: Linear[];
+  heads: Linear[];
+  readonly #channels: number[];
+  /**
+   * Multiplier of the training passes' logistic noise, set by the method from its gate mode and the
+   * run's progress: 0 deterministic straight-through, 1 Gumbel, in between gumbel-anneal.
+   */
+  noiseScale = 1;
+
+  constructor(layers: GatedLayerShape[], readonly options: RecurrentGateOptions) {
+    super();
+    this.#channels = layers.map((l) => l.outChannels);
+    this.lstm = new LSTMCell(options.inputSize, options.hiddenSize);
+    this.proj = layers.map((l) => new Linear(l.inChannels, options.inputSize));
+    this.heads = layers.map((l) => {
+      const q = new Linear(options.hiddenSize, l.outChannels);
+      constant_(q.bias!, options.initFraction === 0.5 ? 0 : logit(options.initFraction));
+      return q;
+    });
   }
 
-  forward(layer: number, x: Tensor, training = this.training): Tensor {
-    return this.gate(layer, x, training).g;
+  start(batch: number): RecurrentPass {
+    return new RecurrentPass(this, batch, this.#channels);
+  }
+
+  /** As start(): a gate network's forward is the start of a pass. */
+  forward(batch: number): RecurrentPass {
+    return this.start(batch);
   }
 
   biasParameters(): Parameter[] {
@@ -308,30 +316,32 @@ export class RecurrentGate extends Module implements GateSource {
 /** Ablation adafilter-static: per-filter learned logits, the same for every example. */
 export class StaticGate extends Module implements GateSource {
   logits: Parameter[];
-  #batch = 0;
-  readonly #noise: PassNoise;
+  readonly #channels: number[];
   /** As RecurrentGate's. */
   noiseScale = 1;
 
   constructor(layers: GatedLayerShape[], readonly options: { tau: number; initFraction: number }) {
     super();
-    this.#noise = new PassNoise(layers.map((l) => l.outChannels));
+    this.#channels = layers.map((l) => l.outChannels);
     const b = options.initFraction === 0.5 ? 0 : logit(options.initFraction);
     this.logits = layers.map((l) => new Parameter(full([l.outChannels], b)));
   }
 
-  begin(batch: number): void { this.#batch = batch; this.#noise.reset(); }
-  end(): void { this.#batch = 0; this.#noise.reset(); }
-
-  gate(layer: number, _x: Tensor, training: boolean): LayerGates {
-    const c = this.logits[layer].size(0);
-    const z = this.logits[layer].unsqueeze(0).expand(this.#batch, c);
-    const g = training ? trainingGate(z, this.options.tau, this.noiseScale, () => this.#noise.get(layer, this.#batch, z)) : hardGate(z);
-    return { g, z };
+  start(batch: number): GatePass {
+    const noise = new PassNoise(this.#channels);
+    return {
+      gate: (layer, _x, training) => {
+        const c = this.logits[layer].size(0);
+        const z = this.logits[layer].unsqueeze(0).expand(batch, c);
+        const g = training ? trainingGate(z, this.options.tau, this.noiseScale, () => noise.get(layer, batch, z)) : hardGate(z);
+        return { g, z };
+      },
+    };
   }
 
-  forward(layer: number, x: Tensor, training = this.training): Tensor {
-    return this.gate(layer, x, training).g;
+  /** As start(). */
+  forward(batch: number): GatePass {
+    return this.start(batch);
   }
 
   biasParameters(): Parameter[] {
@@ -357,16 +367,18 @@ export class RandomGate extends Module implements GateSource {
     }
   }
 
-  begin(batch: number): void { this.#batch = batch; }
-  end(): void { this.#batch = 0; }
-
-  gate(layer: number, x: Tensor, _training?: boolean): LayerGates {
-    const p = Array.isArray(this.fraction) ? this.fraction[layer] : this.fraction;
-    return { g: noGrad(() => newEmpty(x, [this.#batch, this.layers[layer].outChannels]).uniform_(0, 1).lt(p).to(x.dtype)), z: null };
+  start(batch: number): GatePass {
+    return {
+      gate: (layer, x) => {
+        const p = Array.isArray(this.fraction) ? this.fraction[layer] : this.fraction;
+        return { g: noGrad(() => newEmpty(x, [batch, this.layers[layer].outChannels]).uniform_(0, 1).lt(p).to(x.dtype)), z: null };
+      },
+    };
   }
 
-  forward(layer: number, x: Tensor, training = this.training): Tensor {
-    return this.gate(layer, x, training).g;
+  /** As start(). */
+  forward(batch: number): GatePass {
+    return this.start(batch);
   }
 
   biasParameters(): Parameter[] {

@@ -9,7 +9,7 @@ import { PaddedConv2d, Pads } from '../../models/padded-conv';
 import { BatchNorm2d } from '../../nn/batchnorm';
 import { conv2d } from '../../nn/functional';
 import { GatedBatchNorm } from './gated-bn';
-import type { GateSource } from './gate';
+import type { GatePass } from './gate';
 import type { GateRecord } from '../forward-pass';
 import type { OnnxEmitter } from '../../io/onnx/export';
 
@@ -17,9 +17,9 @@ import type { OnnxEmitter } from '../../io/onnx/export';
 export type SkipPaths = 'exact' | 'always' | 'never';
 
 /**
- * What the gated layers of one model share: the gate source and settings, and, during a pass only,
- * the record list the model returns that pass with (the layers cannot be handed it: they run
- * inside the backbone's own forward).
+ * What the gated layers of one model share: settings, and during a pass only, that pass's gates and
+ * the record list the model returns it with (the layers cannot be handed them: they run inside the
+ * backbone's own forward).
  */
 export class GateContext {
   /** 0 or 1: every gate forced to that value (tests, analysis); null: the gate source decides. */
@@ -27,10 +27,8 @@ export class GateContext {
   /** Like force, in training passes only (the warm start); evaluation still uses the gates. */
   trainForce: 0 | 1 | null = null;
   skip: SkipPaths = 'exact';
-  /** Where the current pass's layers append their gates; null between passes. */
-  pass: GateRecord[] | null = null;
-
-  constructor(readonly source: GateSource) {}
+  /** The current pass: its gate source's pass, and where its layers append what they chose; null between passes. */
+  pass: { gates: GatePass; records: GateRecord[] } | null = null;
 }
 
 /**
@@ -80,13 +78,15 @@ export class GatedConv extends Module {
 
   forward(x: Tensor): Tensor {
     const ctx = this.#ctx;
+    const pass = ctx.pass;
+    if (!pass) throw new Error('adafilter: a gated layer ran outside its model\'s forward pass');
     const batch = x.size(0);
     // Forced gates (a warm start, analysis) leave the gate network out of the pass altogether.
     const force = ctx.force ?? (this.training ? ctx.trainForce : null);
     const { g, z } = force !== null
       ? { g: newFull(x, [batch, this.outChannels], force), z: null }
-      : ctx.source.gate(this.index, x, this.training);
-    ctx.pass?.push({ layer: this.index, g, z });
+      : pass.gates.gate(this.index, x, this.training);
+    pass.records.push({ layer: this.index, g, z });
     const gateGrad = g.requiresGrad;
     // The gate reads the layer's input as it is; only the convolutions see the padding.
     if (this.pads && this.pads.some((p) => p > 0)) {

@@ -117,7 +117,7 @@ export class AdaFilterModel extends MethodModel {
       : o.gate === 'static'
         ? new StaticGate(shapes, { tau: o.tau, initFraction: o.initFraction })
         : new RandomGate(shapes, o.randomFraction);
-    this.#ctx = new GateContext(this.gate);
+    this.#ctx = new GateContext();
     this.#ctx.force = o.forceGates;
     this.#ctx.skip = o.skipPaths;
     this.gatedNames = sites.map((s) => s.name);
@@ -215,15 +215,13 @@ export class AdaFilterModel extends MethodModel {
     this.#ctx.force = v;
   }
 
-  /** The gate source's pass runs around the backbone's; each gated layer appends its gates to `gates`. */
+  /** The gate source's pass runs beside the backbone's; each gated layer appends its gates to `gates`. */
   protected override passFeatures(x: Tensor, gates: GateRecord[]): Tensor {
     const ctx = this.#ctx;
-    ctx.pass = gates;
-    this.gate.begin(x.size(0));
+    ctx.pass = { gates: this.gate.start(x.size(0)), records: gates };
     try {
       return super.features(x);
     } finally {
-      this.gate.end();
       ctx.pass = null;
     }
   }
