@@ -2,7 +2,8 @@ export {
   loadSafetensors, saveSafetensors, loadInto, readSafetensorsHeader, decodeSafetensors, encodeSafetensors, MAX_HEADER_BYTES,
 } from './safetensors';
 export type { SafetensorsEntry, SafetensorsHeader, LoadIntoOptions, LoadIntoResult } from './safetensors';
-export { mapNames, timmMobileNetV2Name, detectConvention } from './names';
+export { mapNames, detectConvention } from './names';
+export { timmMobileNetV2Name } from '../models/mobilenetv2';
 export type { NameConvention } from './names';
 export { importTfjs, importTfjsModel, loadNsfwjsMobileNetV2, nsfwjsMobileNetV2Dir, NSFWJS_PREPROCESS, KERAS_CAFFE_PREPROCESS } from './tfjs-import';
 export type { TfjsImport, TfjsImportOptions, Preprocess } from './tfjs-import';

@@ -113,6 +113,31 @@ export const MOBILENETV2_SETTING: readonly [number, number, number, number][] = 
   [1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1],
 ];
 
+/**
+ * timm's MobileNetV2 names → torchvision's (ours). timm groups blocks by stage (blocks.S.J) and
+ * names layers conv_pw / conv_dw / conv_pwl; the first block (t = 1) is a DepthwiseSeparableConv
+ * with conv_dw / conv_pw. Returns null for a name it does not know.
+ */
+export function timmMobileNetV2Name(name: string): string | null {
+  let m = /^(conv_stem|bn1|conv_head|bn2)\.(.+)$/.exec(name);
+  if (m) {
+    const base = { conv_stem: 'features.0.0', bn1: 'features.0.1', conv_head: 'features.18.0', bn2: 'features.18.1' }[m[1]];
+    return `${base}.${m[2]}`;
+  }
+  m = /^classifier\.(weight|bias)$/.exec(name);
+  if (m) return `classifier.1.${m[1]}`;
+  m = /^blocks\.(\d+)\.(\d+)\.([a-z_0-9]+)\.(.+)$/.exec(name);
+  if (!m) return null;
+  const stage = Number(m[1]), j = Number(m[2]);
+  if (stage >= MOBILENETV2_SETTING.length || j >= MOBILENETV2_SETTING[stage][2]) return null;
+  const idx = 1 + MOBILENETV2_SETTING.slice(0, stage).reduce((a, s) => a + s[2], 0) + j;
+  const layers: Record<string, string> = stage === 0
+    ? { conv_dw: 'conv.0.0', bn1: 'conv.0.1', conv_pw: 'conv.1', bn2: 'conv.2' }
+    : { conv_pw: 'conv.0.0', bn1: 'conv.0.1', conv_dw: 'conv.1.0', bn2: 'conv.1.1', conv_pwl: 'conv.2', bn3: 'conv.3' };
+  const l = layers[m[3]];
+  return l ? `features.${idx}.${l}.${m[4]}` : null;
+}
+
 export interface MobileNetV2Config {
   numClasses: number;
   /** Width multiplier α (default 1.0); channels are rounded to multiples of 8 as torchvision does. */
@@ -176,6 +201,16 @@ export class MobileNetV2 extends Module implements Backbone {
     normal_(fc.weight, 0, 0.01);
     constant_(fc.bias!, 0);
     return fc;
+  }
+
+  /** timm's name of a parameter or buffer → ours (torchvision's); null for a name it does not know. */
+  fromTimmName(name: string): string | null {
+    return timmMobileNetV2Name(name);
+  }
+
+  /** Whether a weight file's names are timm's (conv_stem., blocks.S.J.) rather than torchvision's. */
+  usesTimmNames(names: string[]): boolean {
+    return names.some((n) => n.startsWith('conv_stem.') || n.startsWith('blocks.'));
   }
 
   /** torchvision's names: `features`, `classifier` (the attributes carry a _ so methods can have those names). */
