@@ -40,8 +40,9 @@ async function settled<T>(p: Promise<T>, group?: { rank: number; worldSize: numb
  * A Gloo process group: every rank of the job, connected pairwise over TCP after meeting at rank
  * 0's TCPStore. Collectives work in place on dense contiguous CPU tensors, must be issued in the
  * same order on every rank, and return Promises that reject with a DistError naming this rank
- * (and Gloo's peer address) when a peer dies or the timeout passes. A tensor must not be changed
- * until its collective has settled.
+ * (and Gloo's peer address) when a peer dies or the timeout passes; misuse (a disposed tensor, a
+ * destroyed group) rejects too, never throws. A tensor must not be changed until its collective
+ * has settled.
  */
 export class ProcessGroup {
   #id: number | null;
@@ -76,17 +77,17 @@ export class ProcessGroup {
     return this.#id;
   }
 
-  barrier(): Promise<void> {
+  async barrier(): Promise<void> {
     return settled(distNative.distBarrier(this.id), this);
   }
 
   /** t takes root's values on every rank. */
-  broadcast(t: Tensor, root = 0): Promise<void> {
+  async broadcast(t: Tensor, root = 0): Promise<void> {
     return settled(distNative.distBroadcast(this.id, t.handle, root), this);
   }
 
   /** t becomes the elementwise reduction of every rank's t (Gloo has no average: divide a sum). */
-  allReduce(t: Tensor, op: ReduceOp = 'sum'): Promise<void> {
+  async allReduce(t: Tensor, op: ReduceOp = 'sum'): Promise<void> {
     return settled(distNative.distAllReduce(this.id, t.handle, op), this);
   }
 
@@ -94,7 +95,7 @@ export class ProcessGroup {
    * DDP's start: checks that every rank holds the same number of tensors with the same shapes and
    * dtypes (a mismatch names the first tensor that differs), then copies rank 0's values to all.
    */
-  syncFromRank0(tensors: Tensor[]): Promise<void> {
+  async syncFromRank0(tensors: Tensor[]): Promise<void> {
     return settled(distNative.distSyncFromRank0(this.id, tensors.map((t) => t.handle), SYNC_BUCKET_BYTES), this);
   }
 

@@ -20,6 +20,7 @@ interface RankResult {
   sum: number[]; max: number[]; min: number[]; product: number[]; intSum: number[]; broadcast: number[];
   markerSeenAfterBarrier: boolean;
   mismatch: string;
+  afterDestroy: string;
 }
 
 /** Checks what the workers wrote to out against the values computed here; returns their environments. */
@@ -44,6 +45,7 @@ function checkResults(out: string): RankResult['env'][] {
       assert.deepEqual(r[k], expected[k], `rank ${r.rank} ${k}`);
     }
     assert.equal(r.markerSeenAfterBarrier, true, `rank ${r.rank}: the file written before the barrier`);
+    assert.equal(r.afterDestroy, 'process group used after destroy()');
     assert.match(r.mismatch, new RegExp(`^DistError: dist parameter sync on rank ${r.rank} of 2: the ranks hold different numbers of tensors to sync \\(from 1 to 2; this rank ${r.rank + 1}\\)`));
   }
   assert.deepEqual(results.map((r) => r.rank), [0, 1]);

@@ -41,6 +41,9 @@ async function main(): Promise<void> {
   const own = Array.from({ length: env.rank + 1 }, () => tensor([1, 2], { dtype: 'float64' }));
   result.mismatch = await group.syncFromRank0(own).then(() => 'synced', (e: Error) => `${e.name}: ${e.message}`);
   group.destroy();
+  // Misuse rejects like a failed collective instead of throwing where the call is made.
+  const late = group.barrier();
+  result.afterDestroy = await late.then(() => 'resolved', (e: Error) => e.message);
   fs.writeFileSync(path.join(out, `rank${env.rank}.json.tmp`), JSON.stringify(result));
   fs.renameSync(path.join(out, `rank${env.rank}.json.tmp`), path.join(out, `rank${env.rank}.json`));
 }
