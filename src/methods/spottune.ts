@@ -36,13 +36,14 @@ export interface SpotTuneOptions {
 
 export const spottuneDefaults: SpotTuneOptions = { tau: 5, policyWidths: [16, 32, 64], forcePolicy: null };
 
-/** What the blocks of one model share: the forced choice, and during a pass only, the policy's choice and the pass's record list. */
+/** What the blocks of one model share: the forced choice, and during a pass only, that pass. */
 class PolicyState {
-  /** [B, blocks] choice of the fine-tuned copy (0/1, straight-through gradient in training); null between passes. */
-  choice: Tensor | null = null;
   force: 0 | 1 | null = null;
-  /** Where the current pass's blocks append their choices; null between passes. */
-  pass: GateRecord[] | null = null;
+  /**
+   * The current pass: the policy's [B, blocks] choice of the fine-tuned copy (0/1, straight-through
+   * gradient in training; null when forced) and where its blocks append what they chose; null between passes.
+   */
+  pass: { choice: Tensor | null; records: GateRecord[] } | null = null;
 }
 
 /** Straight-through Gumbel-softmax over the last dimension; returns the one-hot sample. */
@@ -76,8 +77,10 @@ export class SpotTuneBlock extends Module {
   forward(x: Tensor): Tensor {
     const st = this.#state;
     const b = x.size(0);
-    const g = st.force !== null ? newFull(x, [b], st.force) : st.choice!.select(1, this.index);
-    st.pass?.push({ layer: this.index, g, z: null });
+    const choice = st.pass?.choice;
+    if (st.force === null && !choice) throw new Error('spottune: a block ran outside its model\'s forward pass');
+    const g = st.force !== null ? newFull(x, [b], st.force) : choice!.select(1, this.index);
+    st.pass?.records.push({ layer: this.index, g, z: null });
     // A forced choice is known without reading it back; a sampled one is read back only on the CPU,
     // where that is free (on a GPU it would stall every block; both copies and lerp give the same values).
     if (st.force !== null) return st.force === 1 ? this.tuned.forward(x) : this.frozen.forward(x);
@@ -173,17 +176,17 @@ export class SpotTuneModel extends MethodModel {
 
   protected override passFeatures(x: Tensor, gates: GateRecord[]): Tensor {
     const st = this.#state;
+    let choice: Tensor | null = null;
     if (st.force === null) {
       const logits = this.policy.forward(x).view(x.size(0), this.#blocks.length, 2);
-      st.choice = this.training
+      choice = this.training
         ? gumbelSoftmaxST(logits, this.options.tau).select(2, 1)
         : noGrad(() => logits.argmax(2).to(x.dtype));
     }
-    st.pass = gates;
+    st.pass = { choice, records: gates };
     try {
       return super.features(x);
     } finally {
-      st.choice = null;
       st.pass = null;
     }
   }
