@@ -16,6 +16,7 @@ import { buildModel, modelNames } from './registry';
 import { isPositive } from './option-checks';
 import { RESNET_ARCH, ResNetArchOptions } from './resnet';
 import { MOBILENETV2_ARCH, MobileNetV2ArchOptions } from './mobilenetv2';
+import { EFFICIENTNET_ARCH, EfficientNetArchOptions } from './efficientnet';
 
 /** BN eps of every conv+BN pair: one number when they agree, else per BN name as well. */
 export interface BnEpsOptions {
@@ -23,7 +24,7 @@ export interface BnEpsOptions {
   bnEpsByLayer?: Record<string, number>;
 }
 
-export type ArchOptions = (MobileNetV2ArchOptions | ResNetArchOptions) & BnEpsOptions;
+export type ArchOptions = (MobileNetV2ArchOptions | ResNetArchOptions | EfficientNetArchOptions) & BnEpsOptions;
 
 /** A family's part of the architecture options. */
 export interface ArchFamily<O extends { family: string }> {
@@ -40,7 +41,7 @@ export interface ArchFamily<O extends { family: string }> {
   build(o: O & BnEpsOptions, numClasses: number): Backbone;
 }
 
-const FAMILIES: ArchFamily<ArchOptions>[] = [MOBILENETV2_ARCH, RESNET_ARCH] as ArchFamily<ArchOptions>[];
+const FAMILIES: ArchFamily<ArchOptions>[] = [MOBILENETV2_ARCH, RESNET_ARCH, EFFICIENTNET_ARCH] as ArchFamily<ArchOptions>[];
 
 function bnEpsOf(model: Backbone): BnEpsOptions {
   const cbs = model.convBns();

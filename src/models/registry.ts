@@ -1,11 +1,12 @@
 import { ResNet, ResNetConfig } from './resnet';
 import { MobileNetV2 } from './mobilenetv2';
+import { EfficientNet } from './efficientnet';
 import { Backbone } from './backbone';
 import { InputError } from '../errors';
 
 export interface ModelSpec {
   name: string;
-  family: 'resnet' | 'mobilenetv2';
+  family: 'resnet' | 'mobilenetv2' | 'efficientnet';
   /** The input size the architecture was designed for (others work: every model pools globally). */
   inputSize: number;
   description: string;
@@ -50,6 +51,7 @@ const models: Record<string, Entry> = {
   'mobilenetv2-0.75': mobilenet(0.75),
   'mobilenetv2-0.5': mobilenet(0.5),
   'mobilenetv2-0.35': mobilenet(0.35),
+  'efficientnet-b0': { family: 'efficientnet', inputSize: 224, weightsFrom: 'torchvision efficientnet_b0 / timm efficientnet_b0', description: 'EfficientNet-B0 (Tan & Le 2019): MBConv blocks with squeeze-excitation and SiLU, torchvision names', build: (numClasses) => new EfficientNet({ numClasses }) },
 };
 
 export function modelNames(): string[] {
