@@ -26,6 +26,7 @@ import { exportOnnx } from '../../src/io/onnx/export';
 import { applyMethod } from '../../src/methods/registry';
 import { SGD } from '../../src/optim/sgd';
 import { randomizeBatchNorm } from '../methods/helpers';
+import { loadRun } from '../../src/train/load-run';
 import { PYTHON, hasTorch, maxAbs, maxAbsDiff, tmpDir } from './helpers';
 
 setNumThreads(1);
@@ -266,4 +267,33 @@ test('models list and inspect show it; inspect reads torchvision weights as effi
   assert.deepEqual(info.cutPoints[15], { name: 'features.7.0', stage: 6, channels: 320 });
   const dw = info.layers.find((l: { conv: string }) => l.conv === 'features.6.0.block.1.0');
   assert.deepEqual([dw.kind, dw.in, dw.kernel, dw.stride, dw.groups, dw.pads], ['depthwise', 672, 5, 2, 672, [2, 2, 2, 2]]);
+});
+
+test('a SpotTune run on efficientnet-b0:FILE trains one epoch, reloads and exports to ONNX that runs the same', { skip: noTorch }, async () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: ROOT });
+  const run = path.join(dir, 'run'), onnx = path.join(dir, 'run.onnx');
+  const t = cli('train', '--backbone', `efficientnet-b0:${path.join(fixtures(), 'efficientnet-b0.safetensors')}`, '--method', 'spottune',
+    '--data', 'quickdraw:300-302', '--shots', '4', '--epochs', '1', '--input-size', '64', '--threads', '1', '--workers', '0', '--out', run);
+  assert.equal(t.status, 0, t.stderr);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8')).arch, 'efficientnet-b0');
+  const e = cli('models', 'export', run, '--format', 'onnx', '--out', onnx);
+  assert.equal(e.status, 0, e.stderr);
+  const loaded = loadRun(run);
+  const session = await ort.InferenceSession.create(onnx);
+  manualSeed(3);
+  const x = randn([2, 3, 64, 64]);
+  try {
+    const ours = tidy(() => noGrad(() => loaded.model.forward(x).toFloat32Array()));
+    const out = await session.run({ input: new ort.Tensor('float32', x.toFloat32Array(), [2, 3, 64, 64]) });
+    const theirs = out.logits.data as Float32Array;
+    assert.equal(theirs.length, ours.length);
+    let err = 0, scale = 1;
+    for (let i = 0; i < ours.length; i++) { err = Math.max(err, Math.abs(ours[i] - theirs[i])); scale = Math.max(scale, Math.abs(ours[i])); }
+    console.log(`# spottune run: max |Δ| vs onnxruntime ${err.toExponential(2)} (scale ${scale.toFixed(2)})`);
+    assert.ok(err <= TOL * scale, `spottune run: ${err}`);
+  } finally {
+    x.dispose();
+    await session.release();
+    loaded.model.dispose();
+  }
 });
