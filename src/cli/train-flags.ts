@@ -7,6 +7,11 @@ import { TRAIN_DEFAULTS } from '../train/options';
 import { DEFAULT_EPOCHS, MIN_STEPS, VALIDATION_POINTS } from '../train/budget';
 import { parseNormalize } from '../data/transforms';
 import type { Precision } from '../engine/precision';
+import { cudaDevices } from '../engine/device';
+import { distAvailable } from '../dist/process-group';
+import { workerEnv } from '../dist/env';
+import { RelaunchOptions } from '../dist/relaunch';
+import type { DistOptions } from '../train/data-parallel';
 
 export const TRAIN_FLAGS: NonNullable<ParseArgsConfig['options']> = {
   backbone: { type: 'string' }, data: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
@@ -16,7 +21,63 @@ export const TRAIN_FLAGS: NonNullable<ParseArgsConfig['options']> = {
   workers: { type: 'string' }, opt: { type: 'string', multiple: true }, out: { type: 'string' }, json: { type: 'boolean' },
   steps: { type: 'string' }, normalize: { type: 'string' }, 'features-from': { type: 'string' }, auto: { type: 'boolean' },
   'precise-bn': { type: 'string' }, 'freeze-through': { type: 'string' }, init: { type: 'string' }, precision: { type: 'string' }, device: { type: 'string' },
+  // Data parallelism (distJobOf): torchrun's launcher flags and how a worker joins.
+  'nproc-per-node': { type: 'string' }, nnodes: { type: 'string' }, 'node-rank': { type: 'string' }, 'master-addr': { type: 'string' },
+  'master-port': { type: 'string' }, 'dist-timeout': { type: 'string' }, 'dist-backend': { type: 'string' }, 'dist-iface': { type: 'string' },
 };
+
+export const DIST_FLAGS_USAGE = `  --nproc-per-node N start N worker processes running this command (torchrun's contract; one thread each);
+                     --batch stays the global batch, split over all ranks
+  --nnodes M --node-rank R --master-addr H --master-port P   M machines: run the same command on each,
+                     R = 0..M-1, H:P = node 0's address and a free port (default 127.0.0.1, 29500)
+  --dist-timeout S   how long a rank waits for its peers, seconds (1800)
+  --dist-backend gloo|nccl   collectives (gloo; nccl needs CUDA)    --dist-iface IF  network interface for Gloo`;
+
+/**
+ * The job the dist flags describe: a launcher to start (this process then only waits for its
+ * workers), and how a worker joins. A process a launcher (ours or torchrun) started already has
+ * its environment and just joins, whatever the launcher flags say.
+ */
+export function distJobOf(values: Values): { launcher: RelaunchOptions | null; dist: DistOptions } {
+  const s = (k: string) => values[k] as string | undefined;
+  const int = (k: string, min: number, max = Infinity) => {
+    const n = intFlag(s(k), k, min, min);
+    if (n > max) throw new InputError(`--${k}: expected an integer <= ${max}, got '${s(k)}'`);
+    return s(k) === undefined ? undefined : n;
+  };
+  const backend = s('dist-backend') ?? 'gloo';
+  if (backend !== 'gloo' && backend !== 'nccl') throw new InputError(`--dist-backend: expected gloo or nccl, got '${backend}'`);
+  const timeout = s('dist-timeout') === undefined ? undefined : numberFlag(s('dist-timeout'), 'dist-timeout', 0);
+  if (timeout !== undefined && !(timeout > 0)) throw new InputError(`--dist-timeout: expected seconds > 0, got '${s('dist-timeout')}'`);
+  const iface = s('dist-iface');
+  if (iface !== undefined && !/^[\w.:-]+$/.test(iface)) throw new InputError(`--dist-iface: expected a network interface name (e.g. eth0), got '${iface}'`);
+  const dist: DistOptions = { ...(timeout !== undefined ? { timeoutMs: Math.round(timeout * 1000) } : {}), ...(iface !== undefined ? { iface } : {}) };
+  const worker = workerEnv();
+  const nproc = int('nproc-per-node', 1), nnodes = int('nnodes', 1), nodeRank = int('node-rank', 0), masterPort = int('master-port', 1, 65535);
+  const masterAddr = s('master-addr');
+  if (worker === null && nproc === undefined) {
+    const stray = ['nnodes', 'node-rank', 'master-addr', 'master-port', 'dist-timeout', 'dist-backend', 'dist-iface'].find((k) => s(k) !== undefined);
+    if (stray) throw new InputError(`--${stray}: only with --nproc-per-node N (or in a worker a launcher started)`);
+  }
+  if (nodeRank !== undefined && nodeRank >= (nnodes ?? 1)) throw new InputError(`--node-rank ${nodeRank}: must be below --nnodes ${nnodes ?? 1}`);
+  if (masterAddr !== undefined && !masterAddr.trim()) throw new InputError('--master-addr: expected a host name or address');
+  const parallel = worker ? worker.worldSize > 1 : (nproc ?? 1) * (nnodes ?? 1) > 1;
+  if (parallel && backend === 'nccl') {
+    if (deviceOf(values) !== 'cuda') throw new InputError('--dist-backend nccl: NCCL runs one GPU per rank; add --device cuda (on a CUDA build), or use --dist-backend gloo');
+    if (cudaDevices() === 0) throw new InputError('--dist-backend nccl: this build has no CUDA GPU to run NCCL on; use --dist-backend gloo');
+    throw new InputError('--dist-backend nccl: this addon\'s dist module has Gloo only (NCCL is not built yet); use --dist-backend gloo');
+  }
+  if (parallel && !distAvailable()) throw new InputError('--nproc-per-node: this addon was built without Gloo (libgloo-dev; see README), so it cannot train on several processes');
+  const launcher = worker === null && parallel
+    ? { nprocPerNode: nproc ?? 1, ...(nnodes !== undefined ? { nnodes } : {}), ...(nodeRank !== undefined ? { nodeRank } : {}), ...(masterAddr !== undefined ? { masterAddr } : {}), ...(masterPort !== undefined ? { masterPort } : {}) }
+    : null;
+  return { launcher, dist };
+}
+
+function deviceOf(values: Values): 'cpu' | 'cuda' {
+  const d = values.device as string | undefined;
+  return d !== undefined && (d.startsWith('cuda') || d === 'auto') ? 'cuda' : 'cpu';
+}
 
 /** --precision and --device, also taken by eval and predict. */
 export const COMPUTE_FLAGS: NonNullable<ParseArgsConfig['options']> = { precision: { type: 'string' }, device: { type: 'string' } };
@@ -52,6 +113,7 @@ export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped back
   --opt KEY=VALUE    a method option (repeatable), e.g. --opt gateMode=st --opt warmup=0.3 --opt gatedBn=false
   --precise-bn auto|on|off  re-estimate BN statistics under the evaluation gates before each validation (auto: gated methods)
 ${COMPUTE_FLAGS_USAGE}
+${DIST_FLAGS_USAGE}
   --threads N        libtorch threads    --workers N  data threads    --out DIR  run folder    --json  result on stdout`;
 
 function parseValue(v: string): unknown {

@@ -100,6 +100,29 @@ export class DataParallel {
     return this.group.barrier();
   }
 
+  /**
+   * Ends DDP on the model but stays in the group, for the next run of the same job (compare's
+   * methods × seeds): torch.distributed's default group outlives its DDP modules the same way.
+   */
+  unwrap(): void {
+    this.#ddp?.dispose();
+    this.#ddp = null;
+  }
+
+  /** Whether every rank holds the same values (elementwise, exactly): max and min over ranks agree. */
+  async same(values: ArrayLike<number>): Promise<boolean> {
+    const hi = tensor(Array.from(values), { dtype: 'float64' }), lo = tensor(Array.from(values), { dtype: 'float64' });
+    try {
+      await this.group.allReduce(hi, 'max');
+      await this.group.allReduce(lo, 'min');
+      const [a, b] = [hi.toArray() as number[], lo.toArray() as number[]];
+      return a.every((v, i) => Object.is(v, b[i]));
+    } finally {
+      hi.dispose();
+      lo.dispose();
+    }
+  }
+
   /** Ends DDP and leaves the group; call on every rank after the last collective. */
   close(): void {
     this.#ddp?.dispose();

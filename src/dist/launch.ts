@@ -22,6 +22,11 @@ export interface LaunchOptions {
   env?: NodeJS.ProcessEnv;
   /** Where the launcher's own messages go (the workers' output goes to this process's). */
   log?: (line: string) => void;
+  /**
+   * 'pass': a first SIGINT is left to the workers, which a terminal's Ctrl-C reaches too (the CLI's
+   * workers then stop together after a step, checkpoint saved); a second stops them. 'stop' (default): SIGTERM at once.
+   */
+  sigint?: 'stop' | 'pass';
 }
 
 /** One worker that did not exit cleanly on its own. */
@@ -131,7 +136,14 @@ export async function launch(o: LaunchOptions): Promise<void> {
       for (const w of workers) if (!w.exited) w.child.kill('SIGKILL');
     }, graceMs);
   };
-  const onSignal = (signal: NodeJS.Signals): void => stopAll(`received ${signal}`);
+  let sigints = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signal === 'SIGINT' && o.sigint === 'pass' && sigints++ === 0) {
+      log('launch: Ctrl-C: the workers stop after their current step (Ctrl-C again to stop them now)');
+      return;
+    }
+    stopAll(`received ${signal}`);
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { InputError } from '../errors';
 import { getMethod } from '../methods/registry';
 import { writeJsonAtomic } from '../io/atomic';
+import { writesOutputs } from './data-parallel';
 import { fineTune } from './trainer';
 import { TrainOptions } from './options';
 import { isRunFolder, readResult, RunResult } from './run-folder';
@@ -106,8 +107,10 @@ export async function compare(o: CompareOptions): Promise<Comparison> {
   const result: Comparison = {
     version: 1, backbone: o.backbone ?? 'default', data: o.data, methods: o.methods, seeds, runs, summary: summarise(runs, o.methods), ...(searched ? { searched } : {}),
   };
-  fs.mkdirSync(out, { recursive: true });
-  writeJsonAtomic(path.join(out, 'compare.json'), result);
+  if (writesOutputs()) { // a data-parallel job's rank 0
+    fs.mkdirSync(out, { recursive: true });
+    writeJsonAtomic(path.join(out, 'compare.json'), result);
+  }
   return result;
 }
 

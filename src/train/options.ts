@@ -7,6 +7,7 @@ import { PRECISE_BN, PreciseBn } from './precise-bn';
 import { checkInit, InitChoice } from './hybrid-init';
 import { resolveDevice } from '../engine/device';
 import { checkPrecision, Precision } from '../engine/precision';
+import type { DistOptions } from './data-parallel';
 
 export interface TrainOptions {
   /** 'default' (the shipped backbone), an architecture name, or a weights file (see openBackbone). */
@@ -90,6 +91,8 @@ export interface TrainOptions {
   onEvent?: (e: TrainEvent) => void;
   /** Aborting saves a checkpoint at the next step boundary and stops (the CLI wires SIGINT to it). */
   signal?: AbortSignal;
+  /** How a process a launcher started joins its data-parallel job (train/data-parallel.ts); unused otherwise. */
+  dist?: DistOptions;
 }
 
 export type TrainEvent =
@@ -99,7 +102,7 @@ export type TrainEvent =
   | { type: 'test'; acc: number; loss: number }
   | { type: 'interrupted'; epoch: number; step: number; checkpoint: string };
 
-export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' | 'shots' | 'classes' | 'resume' | 'workers' | 'inputSize' | 'steps' | 'epochs' | 'normalize' | 'init'>> & {
+export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' | 'dist' | 'shots' | 'classes' | 'resume' | 'workers' | 'inputSize' | 'steps' | 'epochs' | 'normalize' | 'init'>> & {
   init: InitChoice;
   /** As given: null lets the step budget decide (train/budget.ts). */
   epochs: number | null;
@@ -118,6 +121,13 @@ export const TRAIN_DEFAULTS = {
   backbone: 'default', method: 'adafilter', batch: 32, lr: 0.01, weightDecay: 5e-4, momentum: 0.9,
   schedule: 'cosine', labelSmoothing: 0, augment: true, valFraction: 0.1, testFraction: 0.2, seed: 0,
 } as const;
+
+/** The CPU count, at most 4; a launcher's worker takes the OMP_NUM_THREADS it was given (torchrun's one each). */
+function defaultThreads(env: NodeJS.ProcessEnv = process.env): number {
+  const given = Number(env.OMP_NUM_THREADS);
+  if (env.WORLD_SIZE && Number.isInteger(given) && given >= 1) return given;
+  return Math.max(1, Math.min(4, os.cpus().length));
+}
 
 function check(ok: boolean, msg: string): void {
   if (!ok) throw new InputError(msg);
@@ -163,7 +173,7 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
     valFraction: o.valFraction ?? TRAIN_DEFAULTS.valFraction,
     testFraction: o.testFraction ?? TRAIN_DEFAULTS.testFraction,
     seed: o.seed ?? TRAIN_DEFAULTS.seed,
-    threads: o.threads ?? Math.max(1, Math.min(4, os.cpus().length)),
+    threads: o.threads ?? defaultThreads(),
     workers: o.workers ?? Math.min(2, os.cpus().length),
     out: o.out ?? '',
     resume: o.resume ?? false,

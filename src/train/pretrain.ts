@@ -16,6 +16,7 @@ import { fineTune } from './trainer';
 import { TrainOptions } from './options';
 import { META } from './backbones';
 import { RUN_FILES, readLog, readRunConfig } from './run-folder';
+import { writesOutputs } from './data-parallel';
 
 export interface PretrainOptions extends Omit<TrainOptions, 'backbone' | 'method' | 'methodOptions' | 'shots'> {
   arch: string;
@@ -44,10 +45,12 @@ export interface ModelCard {
   license?: string;
 }
 
-export async function pretrain(o: PretrainOptions, command: string): Promise<ModelCard> {
+/** The model card of the weights written; null on a data-parallel job's ranks other than 0, which write nothing. */
+export async function pretrain(o: PretrainOptions, command: string): Promise<ModelCard | null> {
   if (!o.weights.endsWith('.safetensors')) throw new InputError(`--out: the weights file must end in .safetensors, got '${o.weights}'`);
   const { arch, weights, ...rest } = o;
   const result = await fineTune({ ...rest, backbone: arch, method: 'finetune' });
+  if (!writesOutputs()) return null;
   const cfg = readRunConfig(result.dir);
   const log = readLog(result.dir);
   const card: ModelCard = {

@@ -37,6 +37,7 @@ import { Budget, trainingBudget } from './budget';
 import { getMethod } from '../methods/registry';
 import type { GateStats } from '../methods/gate-stats';
 import type { GateLearning } from './run-folder';
+import { RunRanks } from './data-parallel';
 
 /** A run stopped by its signal (SIGINT): the checkpoint is saved, --resume continues it. */
 export class Interrupted extends Error {
@@ -136,6 +137,11 @@ async function prepare(opts: TrainOptions): Promise<Prepared> {
  */
 export async function fineTune(opts: TrainOptions): Promise<RunResult> {
   const { o, budget, ds, bb, config, transform } = await prepare(opts);
+  // One rank of a data-parallel job (train/data-parallel.ts) when a launcher started this process; rank 0 alone writes and reports.
+  const ranks = await RunRanks.join(opts.dist);
+  ranks?.checkSplit(ds.splits.train.length, o.batch);
+  const writes = !ranks || ranks.writes;
+  if (!writes) opts = { ...opts, onEvent: undefined };
   const dir = path.resolve(o.out);
   const files = Object.fromEntries(Object.entries(RUN_FILES).map(([k, v]) => [k, path.join(dir, v)])) as Record<keyof typeof RUN_FILES, string>;
   // resume on a folder without a run starts one: "continue if there is something to continue".
@@ -174,12 +180,13 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
     // A function of the global step alone (not an LRScheduler's count), so a resumed run continues on the same curve.
     const schedule = o.schedule === 'cosine' ? cosine(totalSteps) : constant();
 
-    try {
+    await ranks?.barrier(); // every rank has looked at the folder before rank 0 writes to it
+    if (writes) try {
       fs.mkdirSync(dir, { recursive: true });
     } catch (e) {
       throw new InputError(`${dir}: cannot create the run folder (${(e as NodeJS.ErrnoException).code ?? e})`);
     }
-    if (!resume) writeJsonAtomic(files.config, config);
+    if (!resume && writes) writeJsonAtomic(files.config, config);
 
     let pos: Position = { epoch: 0, step: 0, globalStep: 0, lossSum: 0, correct: 0, seen: 0, trainSeconds: 0, bestEpoch: 0, bestAcc: -1, bestLoss: Infinity };
     if (resume && fs.existsSync(files.checkpoint)) pos = loadCheckpoint(files.checkpoint, model, opt);
@@ -188,15 +195,19 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
       loaders.push(calibration); // calibration (gna)
       await model.calibrate(calibration.epoch(0)); // calibration (gna)
     } // calibration (gna)
+    if (ranks && !(await ranks.same([pos.globalStep]))) throw new InputError(`${dir}: the ranks found different checkpoints; on several machines --out must be a folder they all share`);
+    await ranks?.wrap(model, gated);
     const scaler = o.precision === 'fp16' ? new LossScaler({}, pos.lossScale) : null;
     const log = readLog(dir);
     // Epoch lines written after the checkpoint (a kill between the two writes) are dropped, then rewritten identically.
     const kept = log.filter((l) => l.epoch <= pos.epoch);
-    if (resume && kept.length < log.length) {
+    if (resume && writes && kept.length < log.length) {
       fs.writeFileSync(files.log, kept.map((l) => JSON.stringify(l) + '\n').join(''));
     }
     opts.onEvent?.({ type: 'start', dir, epochs: budget.epochs, stepsPerEpoch: train.numBatches, startEpoch: pos.epoch, startStep: pos.step, description: bb.description });
 
+    let stopRequested = false;
+    const stopping = () => (ranks ? stopRequested : Boolean(opts.signal?.aborted));
     for (; pos.epoch < budget.epochs; pos.epoch++) {
       model.train();
       const epochStart = process.hrtime.bigint();
@@ -212,25 +223,38 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
         manualSeed(stepSeed(o.seed, pos.globalStep));
         model.atStep(pos.globalStep, totalSteps);
         opt.groups.forEach((g, i) => (g.lr = schedule(baseLrs[i], pos.globalStep)));
-        const [loss, correct] = tidy(() => {
+        const mine = ranks ? ranks.local(b) : b; // this rank's share of the global batch
+        let [loss, correct] = tidy(() => {
           opt.zeroGrad();
-          const y = targetsOf(b, o.device);
+          const y = targetsOf(mine, o.device);
           // Autocast covers forward and loss only (backward follows the forward's dtypes; the step is fp32).
           const { logits, l } = inPrecision(o.precision, o.device, () => {
-            const pass = cache ? { logits: cache.logits(b), gates: [] } : model.run(inputsOf(b, o.device)); // feature cache (linear probe)
-            return { logits: pass.logits, l: model.loss(pass, y, { labelSmoothing: o.labelSmoothing }) };
+            const run = () => {
+              const pass = cache ? { logits: cache.logits(mine), gates: [] } : model.run(inputsOf(mine, o.device)); // feature cache (linear probe)
+              return { logits: pass.logits, l: model.loss(pass, y, { labelSmoothing: o.labelSmoothing }) };
+            };
+            return ranks ? ranks.forward(run, (r) => [r.l]) : run();
           });
           const lv = l.item();
-          if (!Number.isFinite(lv)) return [lv, 0] as const;
+          // Under DDP every rank runs backward (a rank that skipped it would leave the others' gradient
+          // all-reduce waiting); whether to step is decided together below.
+          if (!ranks && !Number.isFinite(lv)) return [lv, 0] as const;
+          const scaled = ranks ? l.mul(ranks.lossScale(b.y.length)) : l;
           if (scaler) { // fp16: scaled loss, unscaled gradients, overflowing steps skipped
-            scaler.scaled(l).backward();
-            scaler.step(opt);
+            scaler.scaled(scaled).backward();
+            if (!ranks) scaler.step(opt);
           } else {
-            l.backward();
-            opt.step();
+            scaled.backward();
+            if (!ranks) opt.step();
           }
           return [lv, logits.argmax(1).eq(y).sum().item()] as const;
         });
+        let stop = Boolean(opts.signal?.aborted);
+        if (ranks) {
+          const agreed = await ranks.agree({ loss, images: mine.y.length, correct, stop });
+          ({ loss, correct, stop } = agreed);
+          if (Number.isFinite(loss)) tidy(() => (scaler ? scaler.step(opt) : opt.step()));
+        }
         if (!Number.isFinite(loss)) {
           throw new NonFiniteLoss(`the loss became ${loss} at epoch ${pos.epoch + 1}, step ${pos.step + 1}; stopped — the last good checkpoint is kept in ${dir} (try a lower --lr)`);
         }
@@ -244,8 +268,12 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
         opts.onEvent?.({ type: 'step', epoch: pos.epoch, step: pos.step, stepsPerEpoch: train.numBatches, loss, acc: correct / b.y.length, imagesPerSec: epochImages / secs, lr: opt.groups[0].lr });
         // Let the event loop turn: with in-thread data loading nothing else would, and signals (SIGINT) wait for it.
         await new Promise((r) => setImmediate(r));
-        if (opts.signal?.aborted && pos.step < epochSteps) {
-          saveCheckpoint(files.checkpoint, model, opt, pos);
+        if (!ranks) stop = Boolean(opts.signal?.aborted);
+        stopRequested = stop; // ranks: what every rank agreed on at this step
+        if (stop && pos.step < epochSteps) {
+          await ranks?.syncBuffers();
+          if (writes) saveCheckpoint(files.checkpoint, model, opt, pos);
+          await ranks?.barrier();
           opts.onEvent?.({ type: 'interrupted', epoch: pos.epoch, step: pos.step, checkpoint: files.checkpoint });
           throw new Interrupted(dir, files.checkpoint);
         }
@@ -256,8 +284,10 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
       // validateEvery epochs and after the last. A kill in between resumes from the last validation.
       if (last || (pos.epoch + 1) % budget.validateEvery === 0) {
         // The saved best weights carry the statistics recalibrated here, so the test (and `eval`) use them too.
+        await ranks?.syncBuffers();
         if (recal) await recalibrateBn(model, recal.epoch(0));
-        const v = await evaluateModel(model, val, { gates: gated, precision: o.precision, device: o.device });
+        const evaluation = { gates: gated, precision: o.precision, device: o.device };
+        const v = ranks ? await ranks.evaluate(model, val, gated, evaluation) : await evaluateModel(model, val, evaluation);
         const best = v.acc > pos.bestAcc;
         const entry: EpochLog = {
           epoch: pos.epoch + 1, steps: epochSteps, lr: opt.groups[0].lr, trainLoss: pos.lossSum / pos.seen, trainAcc: pos.correct / pos.seen,
@@ -266,27 +296,34 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
         };
         // Order matters for kill safety: best weights, then the checkpoint that says they are best, then the log.
         if (best) {
-          saveSafetensors(model, files.model, { 'adafilter.arch': config.arch });
+          if (writes) saveSafetensors(model, files.model, { 'adafilter.arch': config.arch });
           next.bestAcc = v.acc; next.bestLoss = v.loss; next.bestEpoch = pos.epoch + 1;
         }
-        saveCheckpoint(files.checkpoint, model, opt, next);
-        appendLine(files.log, JSON.stringify(entry));
+        if (writes) {
+          saveCheckpoint(files.checkpoint, model, opt, next);
+          appendLine(files.log, JSON.stringify(entry));
+        }
         opts.onEvent?.({ type: 'epoch', epoch: pos.epoch + 1, epochs: budget.epochs, trainLoss: entry.trainLoss, trainAcc: entry.trainAcc, valLoss: v.loss, valAcc: v.acc, best, seconds, imagesPerSec: entry.imagesPerSec });
-      } else if (opts.signal?.aborted) {
-        saveCheckpoint(files.checkpoint, model, opt, next);
+      } else if (stopping()) {
+        await ranks?.syncBuffers();
+        if (writes) saveCheckpoint(files.checkpoint, model, opt, next);
       }
       pos = { ...next, epoch: pos.epoch };
-      if (opts.signal?.aborted && !last) {
+      if (stopping() && !last) {
+        await ranks?.barrier();
         opts.onEvent?.({ type: 'interrupted', epoch: pos.epoch + 1, step: 0, checkpoint: files.checkpoint });
         throw new Interrupted(dir, files.checkpoint);
       }
     }
 
     // Model selection is done: the test split is read once, with the best validation weights.
-    loadWeights(model, files.model);
+    await ranks?.verifyReplicas(model); // DDP's promise: every rank trained the same model
+    if (writes) loadWeights(model, files.model);
+    await ranks?.shareModel(model);
     const test = await createLoader(ds, { split: 'test', batch: 100, transform: evalTransform(transform), workers: o.workers });
     loaders.push(test);
-    const t = await evaluateModel(model, test, { gates: true, precision: o.precision, device: o.device });
+    const testing = { gates: true, precision: o.precision, device: o.device };
+    const t = ranks ? await ranks.evaluate(model, test, gated, testing) : await evaluateModel(model, test, testing);
     opts.onEvent?.({ type: 'test', acc: t.acc, loss: t.loss });
     const result: RunResult = {
       method: o.method, backbone: o.backbone, arch: config.arch, data: o.data, seed: o.seed, epochs: budget.epochs,
@@ -294,9 +331,11 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
       test: { acc: t.acc, loss: t.loss, examples: t.examples, perClass: t.perClass }, gates: t.gates,
       params: model.parameterCounts(), trainSeconds: pos.trainSeconds, dir,
     };
-    writeJsonAtomic(files.result, result);
+    if (writes) writeJsonAtomic(files.result, result);
+    await ranks?.barrier(); // the run folder is complete before any rank reports the run finished
     return result;
   } finally {
+    ranks?.end();
     await Promise.all(loaders.map((l) => l.close()));
     opt.dispose();
     model.dispose();

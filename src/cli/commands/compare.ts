@@ -2,7 +2,9 @@ import { Command, intFlag, parseFlags } from '../command';
 import { InputError } from '../../errors';
 import { compare, formatComparison } from '../../train/compare';
 import { getMethod, methodNames } from '../../methods/registry';
-import { TRAIN_FLAGS, TRAIN_FLAGS_USAGE, trainOptionsOf } from '../train-flags';
+import { TRAIN_FLAGS, TRAIN_FLAGS_USAGE, distJobOf, trainOptionsOf } from '../train-flags';
+import { leaveJob, writesOutputs } from '../../train/data-parallel';
+import { relaunch } from '../../dist/relaunch';
 import { interruptible } from '../interruptible';
 import { autoCompare } from '../../train/search';
 
@@ -38,9 +40,11 @@ export const compareCommand: Command = {
         for (const m of takers) byMethod[m][k] = v;
       }
     }
+    const job = distJobOf(values);
+    if (job.launcher) return relaunch(job.launcher, 'compare', argv);
     return interruptible(async (signal, progress) => {
       const co = {
-        ...opts, methods, seeds: intFlag(values.seeds as string | undefined, 'seeds', 3), methodOptionsByMethod: byMethod, signal,
+        ...opts, dist: job.dist, methods, seeds: intFlag(values.seeds as string | undefined, 'seeds', 3), methodOptionsByMethod: byMethod, signal,
         onRun: (method: string, seed: number, i: number, total: number) => progress.nextRun(`[${i + 1}/${total} ${method} s${seed}]`),
         onEvent: progress.onEvent,
       };
@@ -49,6 +53,8 @@ export const compareCommand: Command = {
         ? await autoCompare(co, { onMethod: (m) => (current = m), onTrial: (k, n, t) => progress.nextRun(`[${current} ${k < n ? `trial ${k + 1}/${n}` : 'final'} lr ${t.lr}${t.gateLr !== undefined ? ` gate-lr ${t.gateLr}` : ''}]`) })
         : await compare(co);
       progress.stop();
+      await leaveJob();
+      if (!writesOutputs()) return; // rank 0 reports for the job
       if (values.json) process.stdout.write(JSON.stringify(c, null, 2) + '\n');
       else process.stdout.write(formatComparison(c) + '\n');
     });

@@ -1,7 +1,9 @@
 import { Command, intFlag, parseFlags } from '../command';
 import { InputError } from '../../errors';
 import { pretrain } from '../../train/pretrain';
-import { TRAIN_FLAGS, trainOptionsOf } from '../train-flags';
+import { DIST_FLAGS_USAGE, TRAIN_FLAGS, distJobOf, trainOptionsOf } from '../train-flags';
+import { leaveJob } from '../../train/data-parallel';
+import { relaunch } from '../../dist/relaunch';
 import { interruptible } from '../interruptible';
 
 const usage = `usage: adafilter pretrain --arch A --data SOURCE --out WEIGHTS.safetensors [--run DIR] [--epochs N --batch N --lr X --seed N ...]
@@ -9,7 +11,8 @@ const usage = `usage: adafilter pretrain --arch A --data SOURCE --out WEIGHTS.sa
   its backbone weights with architecture, preprocessing and a model card (WEIGHTS.md beside it).
   The shipped backbone: adafilter pretrain --arch resnet20 --data quickdraw:0-244 --out weights/default.safetensors
   (see weights/default.md for the exact command). The run folder (--run, default runs/pretrain-A)
-  keeps the training log; --resume continues it.`;
+  keeps the training log; --resume continues it.
+${DIST_FLAGS_USAGE}`;
 
 export const pretrainCommand: Command = {
   name: 'pretrain',
@@ -24,11 +27,15 @@ export const pretrainCommand: Command = {
     if (!weights) throw new InputError('pretrain: --out WEIGHTS.safetensors is required');
     const { backbone: _b, methodOptions: _m, shots: _s, out: _o, ...opts } = trainOptionsOf(values, 'pretrain');
     const command = `adafilter pretrain ${argv.filter((a) => a !== '--resume').join(' ')}`;
+    const job = distJobOf(values);
+    if (job.launcher) return relaunch(job.launcher, 'pretrain', argv);
     return interruptible(async (signal, progress) => {
       const card = await pretrain({
         ...opts, arch: values.arch as string, weights, out: (values.run as string | undefined) ?? `runs/pretrain-${values.arch}`,
-        seed: intFlag(values.seed as string | undefined, 'seed', 0, 0), resume: Boolean(values.resume), signal, onEvent: progress.onEvent,
+        seed: intFlag(values.seed as string | undefined, 'seed', 0, 0), resume: Boolean(values.resume), signal, onEvent: progress.onEvent, dist: job.dist,
       }, command);
+      await leaveJob();
+      if (!card) return; // rank 0 writes and reports for the job
       process.stdout.write(`${card.arch} on ${card.source}: val ${(100 * card.valAcc).toFixed(2)}%, test ${(100 * card.testAcc).toFixed(2)}% → ${weights}\n`);
     });
   },

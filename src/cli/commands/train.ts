@@ -4,7 +4,10 @@ import { fineTune } from '../../train/trainer';
 import { methodNames } from '../../methods/registry';
 import { interruptible } from '../interruptible';
 import { autoTrain } from '../../train/search';
-import { TRAIN_FLAGS, TRAIN_FLAGS_USAGE, trainOptionsOf } from '../train-flags';
+import { TRAIN_FLAGS, TRAIN_FLAGS_USAGE, distJobOf, trainOptionsOf } from '../train-flags';
+import { resolveOptions } from '../../train/options';
+import { leaveJob, writesOutputs } from '../../train/data-parallel';
+import { relaunch } from '../../dist/relaunch';
 
 const usage = `usage: adafilter train --data D [--method M] [options] [--resume]
   Fine-tunes a backbone on D with method M (default adafilter) and writes a run folder (--out,
@@ -31,12 +34,19 @@ export const trainCommand: Command = {
     }
     const seed = values.seed === undefined ? undefined : Number(values.seed);
     if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0)) throw new InputError(`--seed: expected an integer >= 0, got '${values.seed}'`);
+    const job = distJobOf(values);
+    if (job.launcher) {
+      resolveOptions({ ...opts, method, seed }); // bad values: one line here, not one per worker
+      return relaunch(job.launcher, 'train', argv);
+    }
     return interruptible(async (signal, progress) => {
-      const run = { ...opts, method, seed, resume: Boolean(values.resume), signal, onEvent: progress.onEvent };
+      const run = { ...opts, method, seed, resume: Boolean(values.resume), signal, onEvent: progress.onEvent, dist: job.dist };
       const searched = values.auto
         ? await autoTrain(run, { onTrial: (k, n, t) => progress.nextRun(k < n ? `[trial ${k + 1}/${n} lr ${t.lr}${t.gateLr !== undefined ? ` gate-lr ${t.gateLr}` : ''}]` : `[final: lr ${t.lr}${t.gateLr !== undefined ? ` gate-lr ${t.gateLr}` : ''}]`) })
         : null;
       const result = searched ? searched.result : await fineTune(run);
+      await leaveJob(); // after the job's last collective (on failure the process ends without it)
+      if (!writesOutputs()) return; // rank 0 reports for the job
       if (searched && !values.json) process.stdout.write(`search: ${searched.search.trials.map((t) => `lr ${t.lr}${t.gateLr !== undefined ? `/${t.gateLr}` : ''} → ${t.valAcc === null ? 'diverged' : `val ${(100 * t.valAcc).toFixed(2)}%`}`).join(', ')}; chose trial ${searched.search.chosen + 1}\n`);
       if (values.json) process.stdout.write(JSON.stringify(searched ? { ...result, search: searched.search } : result, null, 2) + '\n');
       else process.stdout.write(`${result.method}: test accuracy ${(100 * result.test.acc).toFixed(2)}% (best epoch ${result.bestEpoch}, val ${(100 * result.val.acc).toFixed(2)}%) → ${result.dir}\n`);

@@ -1,0 +1,82 @@
+/**
+ * `adafilter train --nproc-per-node 2`, real processes on 127.0.0.1 (2 × 1 thread), against one
+ * process with the same global batch. finetune with the backbone frozen through its last block
+ * (BN there in eval mode), so the per-rank micro-batches change nothing but the summation order
+ * of the head's gradients, while augmentation stays on: each rank trains on its share of the same
+ * augmented global batch. Bad dist flags are one line and exit 2, before any worker starts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { decodeSafetensors } from '../../src/io/safetensors';
+import { cli, logLines, tempFiles, tmpDir, SMALL } from '../train/helpers';
+
+const HEAD_ONLY = ['train', '--method', 'finetune', '--freeze-through', 'layer3.2', ...SMALL, '--steps', '6'];
+
+/** Largest |a − b| / max(1, |a|) over every tensor of two safetensors files with the same names. */
+function worstDifference(a: string, b: string): { worst: number; tensors: number } {
+  const [x, y] = [a, b].map((f) => decodeSafetensors(fs.readFileSync(f), f).tensors);
+  assert.deepEqual([...y.keys()].sort(), [...x.keys()].sort());
+  let worst = 0;
+  for (const [k, t] of x) {
+    const u = y.get(k)!.toArray();
+    t.toArray().forEach((v, i) => { worst = Math.max(worst, Math.abs(v - u[i]) / Math.max(1, Math.abs(v))); });
+  }
+  for (const t of [...x.values(), ...y.values()]) t.dispose();
+  return { worst, tensors: x.size };
+}
+
+test('train --nproc-per-node 2 equals one process on the same global batch; only rank 0 wrote the run folder', { timeout: 300_000 }, (t) => {
+  const one = path.join(tmpDir('dp-one'), 'run'), two = path.join(tmpDir('dp-two'), 'run');
+  const r1 = cli(...HEAD_ONLY, '--out', one);
+  assert.equal(r1.status, 0, r1.stderr);
+  const r2 = cli(...HEAD_ONLY, '--out', two, '--nproc-per-node', '2');
+  assert.equal(r2.status, 0, r2.stderr);
+  // Rank 0 alone reports, and alone appends to the log: two epochs, two lines (two writers would leave four).
+  assert.equal(r2.stdout.split('\n').filter((l) => l.startsWith('finetune: test accuracy')).length, 1, r2.stdout);
+  assert.equal(logLines(two), 2);
+  assert.deepEqual(fs.readdirSync(two).sort(), fs.readdirSync(one).sort());
+  assert.deepEqual(tempFiles(two), []);
+  // Weights: float32 sums in another order (4 + 4 images, then DDP's average, against 8); momentum as well.
+  const weights = worstDifference(path.join(one, 'model.safetensors'), path.join(two, 'model.safetensors'));
+  const checkpoint = worstDifference(path.join(one, 'checkpoint.safetensors'), path.join(two, 'checkpoint.safetensors'));
+  t.diagnostic(`2 ranks vs 1 process: weights ${weights.worst} over ${weights.tensors} tensors, checkpoint (with momentum) ${checkpoint.worst}`);
+  assert.ok(weights.worst <= 1e-6, `weights differ by ${weights.worst}`);
+  assert.ok(checkpoint.worst <= 1e-4, `checkpoint differs by ${checkpoint.worst}`);
+  // The same images in the same steps: the summed training metrics and the sharded evaluation agree.
+  const lines = (dir: string) => fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const [l1, l2] = [lines(one), lines(two)];
+  l1.forEach((e, i) => {
+    assert.equal(l2[i].trainAcc, e.trainAcc);
+    assert.equal(l2[i].valAcc, e.valAcc);
+    assert.ok(Math.abs(l2[i].trainLoss - e.trainLoss) <= 1e-5 * e.trainLoss, `epoch ${i + 1} train loss ${l2[i].trainLoss} vs ${e.trainLoss}`);
+    assert.ok(Math.abs(l2[i].valLoss - e.valLoss) <= 1e-5 * e.valLoss, `epoch ${i + 1} val loss ${l2[i].valLoss} vs ${e.valLoss}`);
+  });
+  const [res1, res2] = [one, two].map((d) => JSON.parse(fs.readFileSync(path.join(d, 'result.json'), 'utf8')));
+  assert.equal(res2.bestEpoch, res1.bestEpoch);
+  assert.equal(res2.test.examples, res1.test.examples);
+  assert.deepEqual(res2.test.perClass, res1.test.perClass);
+});
+
+test('bad dist flags: one line naming the flag, exit 2, no worker started', () => {
+  const out = path.join(tmpDir('dp-bad'), 'run');
+  for (const [flags, says] of [
+    [['--nproc-per-node', '0'], /--nproc-per-node: expected an integer >= 1/],
+    [['--nnodes', '2'], /--nnodes: only with --nproc-per-node/],
+    [['--nproc-per-node', '2', '--dist-backend', 'nccl'], /--dist-backend nccl: NCCL runs one GPU per rank; add --device cuda/],
+    [['--nproc-per-node', '2', '--dist-backend', 'mpi'], /--dist-backend: expected gloo or nccl/],
+    [['--nproc-per-node', '2', '--nnodes', '2', '--node-rank', '2'], /--node-rank 2: must be below --nnodes 2/],
+    [['--nproc-per-node', '2', '--master-port', '70000'], /--master-port: expected an integer <= 65535/],
+    [['--nproc-per-node', '2', '--dist-timeout', '0'], /--dist-timeout: expected seconds > 0/],
+    [['--nproc-per-node', '2', '--lr=-1'], /lr: expected a number/],
+  ] as [string[], RegExp][]) {
+    const r = cli(...HEAD_ONLY, '--out', out, ...flags);
+    assert.equal(r.status, 2, `${flags.join(' ')}: ${r.stderr}`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, `${flags.join(' ')}: ${r.stderr}`);
+    assert.match(lines[0], says);
+    assert.doesNotMatch(r.stderr, /launch:/);
+  }
+  assert.equal(fs.existsSync(out), false);
+});
