@@ -10,7 +10,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeSafetensors } from '../../src/io/safetensors';
-import { cli, logLines, tempFiles, tmpDir, SMALL } from '../train/helpers';
+import * as net from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { CLI, ROOT, cli, logLines, tempFiles, tmpDir, SMALL } from '../train/helpers';
+
+const TORCHRUN = '/usr/bin/torchrun';
+// The 2-process run of the first test, which torchrun's run is held against.
+let launched: string | null = null;
 
 const HEAD_ONLY = ['train', '--method', 'finetune', '--freeze-through', 'layer3.2', ...SMALL, '--steps', '6'];
 
@@ -33,6 +39,7 @@ test('train --nproc-per-node 2 equals one process on the same global batch; only
   assert.equal(r1.status, 0, r1.stderr);
   const r2 = cli(...HEAD_ONLY, '--out', two, '--nproc-per-node', '2');
   assert.equal(r2.status, 0, r2.stderr);
+  launched = two;
   // Rank 0 alone reports, and alone appends to the log: two epochs, two lines (two writers would leave four).
   assert.equal(r2.stdout.split('\n').filter((l) => l.startsWith('finetune: test accuracy')).length, 1, r2.stdout);
   assert.equal(logLines(two), 2);
@@ -58,6 +65,24 @@ test('train --nproc-per-node 2 equals one process on the same global batch; only
   assert.equal(res2.test.examples, res1.test.examples);
   assert.deepEqual(res2.test.perClass, res1.test.perClass);
 });
+
+test('torchrun --no_python node bin/adafilter.js train: the workers join its agent store and train the same weights bit for bit',
+  { timeout: 300_000, skip: fs.existsSync(TORCHRUN) ? false : `${TORCHRUN} is missing (Debian's python3-torch)` }, async () => {
+    assert.ok(launched, 'the launcher\'s run of the first test');
+    const root = tmpDir('dp-torchrun'), out = path.join(root, 'run');
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
+        const p = (server.address() as net.AddressInfo).port;
+        server.close(() => resolve(p));
+      });
+    });
+    // --redirects/--tee 2: Debian's torchrun 1.13 on Python 3.11 cannot parse their default 0.
+    const r = spawnSync(TORCHRUN, ['--nproc_per_node', '2', '--master_addr', '127.0.0.1', '--master_port', String(port), '--redirects', '2', '--tee', '2',
+      '--log_dir', path.join(root, 'logs'), '--no_python', process.execPath, CLI, ...HEAD_ONLY, '--out', out], { cwd: ROOT, encoding: 'utf8', timeout: 280_000, killSignal: 'SIGTERM' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(logLines(out), 2);
+    for (const f of ['model.safetensors', 'checkpoint.safetensors']) assert.equal(worstDifference(path.join(launched, f), path.join(out, f)).worst, 0, f);
+  });
 
 test('bad dist flags: one line naming the flag, exit 2, no worker started', () => {
   const out = path.join(tmpDir('dp-bad'), 'run');
