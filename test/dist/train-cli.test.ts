@@ -84,6 +84,20 @@ test('torchrun --no_python node bin/adafilter.js train: the workers join its age
     for (const f of ['model.safetensors', 'checkpoint.safetensors']) assert.equal(worstDifference(path.join(launched, f), path.join(out, f)).worst, 0, f);
   });
 
+test('adafilter on 2 processes (skipped paths: find-unused; gate statistics: evaluation whole on every rank; precise BN): finishes with the replicas equal', { timeout: 300_000 }, () => {
+  const out = path.join(tmpDir('dp-gated'), 'run');
+  const r = cli('train', '--method', 'adafilter', ...SMALL, '--steps', '6', '--out', out, '--nproc-per-node', '2', '--json');
+  // The run ends by checking every rank's parameters bit for bit (it fails otherwise).
+  assert.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(r.stdout);
+  assert.equal(result.method, 'adafilter');
+  assert.ok(result.gates && result.gates.layers.length > 0, 'gate statistics of the test split');
+  const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(log.map((l) => l.epoch), [1, 2]);
+  assert.ok(log.every((l) => l.gates && Number.isFinite(l.gates.fraction)), 'each validation logs the gates');
+  assert.deepEqual(tempFiles(out), []);
+});
+
 test('bad dist flags: one line naming the flag, exit 2, no worker started', () => {
   const out = path.join(tmpDir('dp-bad'), 'run');
   for (const [flags, says] of [
