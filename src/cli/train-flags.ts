@@ -62,6 +62,9 @@ export function distJobOf(values: Values): { launcher: RelaunchOptions | null; d
   if (nodeRank !== undefined && nodeRank >= (nnodes ?? 1)) throw new InputError(`--node-rank ${nodeRank}: must be below --nnodes ${nnodes ?? 1}`);
   if (masterAddr !== undefined && !masterAddr.trim()) throw new InputError('--master-addr: expected a host name or address');
   const parallel = worker ? worker.worldSize > 1 : (nproc ?? 1) * (nnodes ?? 1) > 1;
+  const world = worker ? worker.worldSize : (nproc ?? 1) * (nnodes ?? 1);
+  const batch = s('batch') === undefined ? TRAIN_DEFAULTS.batch : Number(s('batch'));
+  if (parallel && batch < world) throw new InputError(`--batch ${batch}: the global batch is split over ${world} processes, each needs at least one image; use a --batch of at least ${world}`);
   if (parallel && backend === 'nccl') {
     if (deviceOf(values) !== 'cuda') throw new InputError('--dist-backend nccl: NCCL runs one GPU per rank; add --device cuda (on a CUDA build), or use --dist-backend gloo');
     if (cudaDevices() === 0) throw new InputError('--dist-backend nccl: this build has no CUDA GPU to run NCCL on; use --dist-backend gloo');
