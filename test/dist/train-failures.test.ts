@@ -101,3 +101,20 @@ test('Ctrl-C to a data-parallel run: every rank stops at the same step, checkpoi
   wholeFiles(dir);
   resumeToTheEnd(dir);
 });
+
+test('a loss that turns non-finite: both ranks stop at the same step as one process does, exit 2, only run.json written', { timeout: 300_000 }, () => {
+  const diverge = ['train', '--method', 'finetune', ...SMALL, '--steps', '9', '--lr', '1e20'];
+  const stepOf = (stderr: string) => [...stderr.matchAll(/the loss became (?:NaN|-?Infinity) at (epoch \d+, step \d+)/g)].map((m) => m[1]);
+  const one = cli(...diverge, '--out', path.join(tmpDir('dp-nan-one'), 'run'));
+  assert.equal(one.status, 2, one.stderr);
+  const dir = path.join(tmpDir('dp-nan-two'), 'run');
+  const two = cli(...diverge, '--out', dir, '--nproc-per-node', '2');
+  assert.equal(two.status, 2, two.stderr);
+  const [expected] = stepOf(one.stderr);
+  assert.ok(expected, one.stderr);
+  // Each rank's own line (the launcher may stop the slower one first), then the launcher's naming a rank.
+  const steps = stepOf(two.stderr.split('\n').filter((l) => !l.startsWith('launch:')).join('\n'));
+  assert.ok(steps.length >= 1 && steps.every((s) => s === expected), `${expected} vs ${steps.join(' | ')}`);
+  assert.match(two.stderr, /launch: rank [01] \(local rank [01], pid \d+\) exited with code 2: .*the loss became/);
+  assert.deepEqual(fs.readdirSync(dir), ['run.json']);
+});
