@@ -10,8 +10,9 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # libtorch and its headers; PyTorch as the reference and benchmark peer; OpenBLAS because libtorch's
 # matrix products go through the system BLAS and Debian's reference BLAS is 10x slower;
 # fonts-noto-core and dataset-fashion-mnist for the offline datasets; chromium to check that
-# reports render (tests take a screenshot); libgloo-dev for the headers of the Gloo libtorch links
-# (the addon's multi-process training; it depends on exactly the installed libgloo0's version).
+# reports and the web export render (tests screenshot them; playwright-core drives the export's
+# page); libgloo-dev for the headers of the Gloo libtorch links (the addon's multi-process
+# training; it depends on exactly the installed libgloo0's version).
 APT_PACKAGES=(build-essential python3 libtorch-dev python3-torch python3-torchvision libopenblas0-openmp
   fonts-noto-core dataset-fashion-mnist chromium libgloo-dev)
 

@@ -13,6 +13,7 @@ import { modelNames, modelSpec } from '../../models/registry';
 import { getMethod } from '../../methods/registry';
 import { saveSafetensors } from '../../io/safetensors';
 import { exportOnnx } from '../../io/onnx/export';
+import { exportWebPage } from '../../io/web/export';
 import { nsfwjsMobileNetV2Dir } from '../../io/tfjs-import';
 import {
   ArchOptions, BackboneAsIs, InputSpec, META, openBackboneAsIs, rebuildArchitecture,
@@ -28,6 +29,7 @@ const usage = `usage: adafilter models list [--json]
        adafilter models inspect MODEL [--json]
        adafilter models import SOURCE --out FILE.safetensors [--arch A] [--normalize N]
        adafilter models export RUN_DIR|BACKBONE --format onnx|safetensors --out FILE [--input-size N]
+       adafilter models export RUN_DIR --format web --out DIR
   MODEL / BACKBONE: default (the shipped backbone), nsfwjs, an architecture, a .safetensors or
   .onnx file (optionally ARCH:FILE), a TF.js model.json or its folder; inspect also takes a run folder.
   import writes our safetensors (architecture and input preprocessing in its metadata), so that
@@ -35,7 +37,9 @@ const usage = `usage: adafilter models list [--json]
   ImageNet mean/std for torchvision / timm / ONNX weights, x/255 for nsfwjs and Keras MobileNetV2;
   --normalize dataset|imagenet|none|MEAN,STD|M1,M2,M3,S1,S2,S3 records another.
   inspect lists a backbone's cut points (for train --method linear-probe --features-from BLOCK). export writes the run's evaluation forward pass as
-  ONNX (input: the normalised image, see run.json's input.resolvedStats) or its weights.`;
+  ONNX (input: the normalised image, see run.json's input.resolvedStats) or its weights; --format web
+  writes a static page (ONNX model, class names, predict's preprocessing, onnxruntime-web) to serve
+  from DIR with any web server: drop an image, see the top 5.`;
 
 function countParams(m: Module): number {
   return m.parameters().reduce((a, p) => a + p.numel, 0);
@@ -257,13 +261,34 @@ async function importCmd(argv: string[]): Promise<number> {
   }
 }
 
+/** A run as a static page (io/web/export.ts); a bare backbone has no class names to show. */
+function exportWeb(src: string, values: Record<string, unknown>): number {
+  const dir = values.out as string | undefined;
+  if (!dir) throw new InputError('models export: --format web needs --out DIR');
+  if (values['input-size'] !== undefined) throw new InputError('models export: --input-size does not apply to --format web (the page preprocesses as predict does, at the run\'s size)');
+  if (!(fs.existsSync(src) && fs.statSync(src).isDirectory() && isRunFolder(src))) {
+    throw new InputError(`${src}: not a run folder; --format web exports a trained run (it needs the class names)`);
+  }
+  const run = loadRun(src);
+  try {
+    const c = run.config;
+    const t = run.transform;
+    exportWebPage(run.model, dir, { classes: c.classes, transform: t, title: `${c.method} on ${c.arch}: ${c.data}` });
+    out(`${src} (${c.method} on ${c.arch}, ${c.classes.length} classes) → ${dir}: index.html, model.onnx (input [N, ${t.channels}, ${t.height}, ${t.width}]), model.json, onnxruntime-web; serve it, e.g. python3 -m http.server -d ${dir}`);
+    return 0;
+  } finally {
+    run.model.dispose();
+  }
+}
+
 async function exportCmd(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
     format: { type: 'string' }, out: { type: 'string' }, 'input-size': { type: 'string' }, arch: { type: 'string' },
   }, 'models export');
   if (positionals.length !== 1) throw new InputError('models export: expected one RUN_DIR or BACKBONE');
   const format = values.format as string | undefined;
-  if (format !== 'onnx' && format !== 'safetensors') throw new InputError(`models export: --format must be onnx or safetensors${format ? `, got '${format}'` : ''}`);
+  if (format !== 'onnx' && format !== 'safetensors' && format !== 'web') throw new InputError(`models export: --format must be onnx, safetensors or web${format ? `, got '${format}'` : ''}`);
+  if (format === 'web') return exportWeb(positionals[0], values);
   const file = checkOut(values.out as string | undefined, format === 'onnx' ? '.onnx' : '.safetensors', 'models export');
   const sizeFlag = values['input-size'] === undefined ? null : intFlag(values['input-size'] as string, 'input-size', 0, 8);
   const src = positionals[0];
@@ -314,7 +339,7 @@ async function exportCmd(argv: string[]): Promise<number> {
 
 export const modelsCommand: Command = {
   name: 'models',
-  summary: 'list, inspect, import (ONNX, TF.js, nsfwjs, torchvision/timm) and export (ONNX, safetensors) models',
+  summary: 'list, inspect, import (ONNX, TF.js, nsfwjs, torchvision/timm) and export (ONNX, safetensors, a web page) models',
   usage,
   async run(argv) {
     const [sub, ...rest] = argv;
