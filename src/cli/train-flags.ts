@@ -63,6 +63,7 @@ export function distJobOf(values: Values): { launcher: RelaunchOptions | null; d
   if (masterAddr !== undefined && !masterAddr.trim()) throw new InputError('--master-addr: expected a host name or address');
   const parallel = worker ? worker.worldSize > 1 : (nproc ?? 1) * (nnodes ?? 1) > 1;
   const world = worker ? worker.worldSize : (nproc ?? 1) * (nnodes ?? 1);
+  if (parallel && values.auto) throw new InputError('--auto: not with several processes yet (every rank would write the trials); search in one process, then train with the --lr it chose');
   const batch = s('batch') === undefined ? TRAIN_DEFAULTS.batch : Number(s('batch'));
   if (parallel && batch < world) throw new InputError(`--batch ${batch}: the global batch is split over ${world} processes, each needs at least one image; use a --batch of at least ${world}`);
   if (parallel && backend === 'nccl') {

@@ -108,6 +108,7 @@ test('bad dist flags: one line naming the flag, exit 2, no worker started', () =
     [['--nproc-per-node', '2', '--nnodes', '2', '--node-rank', '2'], /--node-rank 2: must be below --nnodes 2/],
     [['--nproc-per-node', '2', '--master-port', '70000'], /--master-port: expected an integer <= 65535/],
     [['--nproc-per-node', '2', '--dist-timeout', '0'], /--dist-timeout: expected seconds > 0/],
+    [['--nproc-per-node', '2', '--auto'], /--auto: not with several processes yet/],
     [['--nproc-per-node', '2', '--nnodes', '3', '--node-rank', '1', '--batch', '5'], /--batch 5: the global batch is split over 6 processes/],
     [['--nproc-per-node', '2', '--lr=-1'], /lr: expected a number/],
   ] as [string[], RegExp][]) {
