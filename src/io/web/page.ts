@@ -65,7 +65,7 @@ async function decode(blob, channels, minSide) {
   const bitmap = await createImageBitmap(blob, { premultiplyAlpha: 'none' });
   let w = bitmap.width, h = bitmap.height;
   // predict lets sharp shrink large images (lanczos3, short side to minSide, never enlarging);
-  // the canvas's high-quality smoothing is close to it, not identical.
+  // the canvas's high-quality smoothing only approximates it (probabilities can move by percents).
   const s = minSide / Math.min(w, h);
   if (s < 1) { w = Math.max(1, Math.round(w * s)); h = Math.max(1, Math.round(h * s)); }
   const canvas = new OffscreenCanvas(w, h);
