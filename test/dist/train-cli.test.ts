@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeSafetensors } from '../../src/io/safetensors';
 import * as net from 'node:net';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { CLI, ROOT, cli, logLines, tempFiles, tmpDir, SMALL } from '../train/helpers';
 
 const TORCHRUN = '/usr/bin/torchrun';
@@ -19,6 +19,15 @@ const TORCHRUN = '/usr/bin/torchrun';
 let launched: string | null = null;
 
 const HEAD_ONLY = ['train', '--method', 'finetune', '--freeze-through', 'layer3.2', ...SMALL, '--steps', '6'];
+
+function freePort(): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const server = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
+      const p = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(p));
+    });
+  });
+}
 
 /** Largest |a − b| / max(1, |a|) over every tensor of two safetensors files with the same names. */
 function worstDifference(a: string, b: string): { worst: number; tensors: number } {
@@ -70,12 +79,7 @@ test('torchrun --no_python node bin/adafilter.js train: the workers join its age
   { timeout: 300_000, skip: fs.existsSync(TORCHRUN) ? false : `${TORCHRUN} is missing (Debian's python3-torch)` }, async () => {
     assert.ok(launched, 'the launcher\'s run of the first test');
     const root = tmpDir('dp-torchrun'), out = path.join(root, 'run');
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-        const p = (server.address() as net.AddressInfo).port;
-        server.close(() => resolve(p));
-      });
-    });
+    const port = await freePort();
     // --redirects/--tee 2: Debian's torchrun 1.13 on Python 3.11 cannot parse their default 0.
     const r = spawnSync(TORCHRUN, ['--nproc_per_node', '2', '--master_addr', '127.0.0.1', '--master_port', String(port), '--redirects', '2', '--tee', '2',
       '--log_dir', path.join(root, 'logs'), '--no_python', process.execPath, CLI, ...HEAD_ONLY, '--out', out], { cwd: ROOT, encoding: 'utf8', timeout: 280_000, killSignal: 'SIGTERM' });
@@ -83,6 +87,27 @@ test('torchrun --no_python node bin/adafilter.js train: the workers join its age
     assert.equal(logLines(out), 2);
     for (const f of ['model.safetensors', 'checkpoint.safetensors']) assert.equal(worstDifference(path.join(launched, f), path.join(out, f)).worst, 0, f);
   });
+
+test('--nnodes 2: two launchers (one process each, as on two machines) meet at --master-addr:--master-port and train the same weights bit for bit', { timeout: 300_000 }, async () => {
+  assert.ok(launched, 'the launcher\'s run of the first test');
+  const out = path.join(tmpDir('dp-nodes'), 'run');
+  const port = await freePort();
+  const node = (rank: number) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...HEAD_ONLY, '--out', out, '--nproc-per-node', '1', '--nnodes', '2', '--node-rank', String(rank),
+      '--master-addr', '127.0.0.1', '--master-port', String(port), '--dist-timeout', '120'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  const [n0, n1] = await Promise.all([node(0), node(1)]);
+  assert.equal(n0.code, 0, n0.stderr);
+  assert.equal(n1.code, 0, n1.stderr);
+  // Node 1 holds rank 1 only: it trains silently and reports nothing.
+  assert.match(n0.stdout, /finetune: test accuracy/);
+  assert.equal(n1.stdout, '');
+  for (const f of ['model.safetensors', 'checkpoint.safetensors']) assert.equal(worstDifference(path.join(launched, f), path.join(out, f)).worst, 0, f);
+});
 
 test('adafilter on 2 processes (skipped paths: find-unused; gate statistics: evaluation whole on every rank; precise BN): finishes with the replicas equal', { timeout: 300_000 }, () => {
   const out = path.join(tmpDir('dp-gated'), 'run');
