@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { batchShare } from '../../src/train/data-parallel';
 import { workerArgs } from '../../src/dist/relaunch';
+import { resolveOptions } from '../../src/train/options';
+import * as os from 'node:os';
 
 test('batchShare: rank r takes rows r, r + W, … with their pixels, labels and feature-cache rows; the shares partition the batch', () => {
   const n = 5, per = 2 * 1 * 3; // N×2×1×3
@@ -24,4 +26,19 @@ test('workerArgs: the launcher\'s flags go (both spellings), everything else sta
     workerArgs(['--data', 'mnist', '--nproc-per-node', '2', '--nnodes=2', '--node-rank', '1', '--master-addr', 'h', '--master-port=29500', '--dist-timeout', '60', '--dist-iface', 'eth0', '--resume']),
     ['--data', 'mnist', '--dist-timeout', '60', '--dist-iface', 'eth0', '--resume']);
   assert.deepEqual(workerArgs(['--out', 'x', '--', '--nproc-per-node', '2']), ['--out', 'x', '--', '--nproc-per-node', '2']);
+});
+
+test('a launcher\'s worker defaults to the OMP_NUM_THREADS it was given (torchrun: 1); --threads still wins; a plain process ignores it', () => {
+  const saved = { WORLD_SIZE: process.env.WORLD_SIZE, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS };
+  try {
+    process.env.OMP_NUM_THREADS = '3';
+    delete process.env.WORLD_SIZE;
+    const plain = resolveOptions({ data: 'mnist' }).threads;
+    assert.equal(plain, Math.max(1, Math.min(4, os.cpus().length)));
+    process.env.WORLD_SIZE = '2';
+    assert.equal(resolveOptions({ data: 'mnist' }).threads, 3);
+    assert.equal(resolveOptions({ data: 'mnist', threads: 2 }).threads, 2);
+  } finally {
+    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+  }
 });
