@@ -118,3 +118,20 @@ test('a loss that turns non-finite: both ranks stop at the same step as one proc
   assert.match(two.stderr, /launch: rank [01] \(local rank [01], pid \d+\) exited with code 2: .*the loss became/);
   assert.deepEqual(fs.readdirSync(dir), ['run.json']);
 });
+
+test('a one-process run stopped with Ctrl-C continues on 2 processes with --resume (the checkpoint does not depend on the process count)', { timeout: 600_000 }, async () => {
+  const dir = path.join(tmpDir('dp-grow'), 'run');
+  const job = start([...RUN, '--out', dir]);
+  await until(() => logLines(dir) >= 1, 'the first validation');
+  job.child.kill('SIGINT');
+  assert.equal(await job.exit, 130, job.stderr());
+  const stoppedAt = logLines(dir);
+  const r = cli(...RUN, '--out', dir, '--resume', '--nproc-per-node', '2');
+  assert.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(fs.readFileSync(path.join(dir, 'result.json'), 'utf8'));
+  const log = fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(log.length > stoppedAt, 'the 2-process part validated too');
+  assert.equal(log[log.length - 1].epoch, result.epochs);
+  assert.deepEqual(log.map((l) => l.epoch), [...new Set(log.map((l) => l.epoch))].sort((a, b) => a - b));
+  wholeFiles(dir);
+});
