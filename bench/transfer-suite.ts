@@ -83,6 +83,8 @@ export interface Profile {
   cells: CellSpec[];
   /** Jobs are run in this order of method (then cell): the comparison that matters first. */
   methodOrder: string[];
+  /** Methods run cell by cell instead (each cell's pair back to back), at the first one's place in methodOrder. */
+  interleave?: string[];
   /** What the full plan left out, in words, for docs/results.md. */
   cuts: string[];
 }
@@ -387,6 +389,7 @@ PROFILES.backbones = {
     methods: ['linear-probe', 'finetune', 'adafilter'], seedsByMethod: undefined,
   }))),
   methodOrder: ['linear-probe', 'finetune', 'adafilter'],
+  interleave: ['finetune', 'adafilter'],
   cuts: [
     '3 seeds; no ablations or other baselines; no new lr search for the new backbone (fidelity\'s settings on both)',
   ],

@@ -254,8 +254,18 @@ export async function runTransfer(o: TransferOptions): Promise<TransferSummary> 
   for (const c of p.cells) cells.push(await planCell(c, p, out, backboneOk));
   for (const c of cells) if (c.skipped) log(`skipping ${c.id}: ${c.skipped}`);
   const jobs: Job[] = [];
+  // Methods that pair (p.interleave) run cell by cell, so a stopped benchmark still has whole pairs.
+  const order: [string, CellPlan][] = [];
   for (const m of p.methodOrder) {
-    for (const c of cells) {
+    if (p.interleave?.includes(m)) {
+      if (m !== p.methodOrder.find((x) => p.interleave!.includes(x))) continue;
+      for (const c of cells) for (const mm of p.methodOrder.filter((x) => p.interleave!.includes(x))) order.push([mm, c]);
+    } else {
+      for (const c of cells) order.push([m, c]);
+    }
+  }
+  {
+    for (const [m, c] of order) {
       if (c.skipped || c.train === false || !c.methods.includes(m)) continue;
       jobs.push({
         id: `cell/${c.id}/${m}`, kind: 'cell', cell: c.id, method: m,
