@@ -147,7 +147,7 @@ test('bad input: one line on stderr, exit code 2', () => {
     [['models', 'import', 'nsfwjs', '--out', path.join(base, 'x.onnx')], /must end in \.safetensors/],
     [['models', 'import', 'resnet20', '--out', path.join(base, 'x.safetensors')], /random weights/],
     [['models', 'import', path.join(base, 'nope.onnx'), '--out', path.join(base, 'x.safetensors')], /no such ONNX file/],
-    [['models', 'export', 'resnet20', '--format', 'tflite', '--out', path.join(base, 'x.onnx')], /--format must be onnx or safetensors/],
+    [['models', 'export', 'resnet20', '--format', 'tflite', '--out', path.join(base, 'x.onnx')], /--format must be onnx, safetensors or web/],
     [['models', 'export', 'resnet20', '--format', 'onnx', '--out', path.join(base, 'x.onnx')], /no classifier of its own/],
     [['models', 'export', base, '--format', 'onnx', '--out', path.join(base, 'x.onnx')], /unknown model|not a model format/],
     [['models', 'list', '--bogus'], /Unknown option '--bogus'/],

@@ -9,7 +9,7 @@ import { readBenchmarkHeadline } from '../../train/standing';
 
 /**
  * The main job on the embedded default: the shipped backbone (pretrained on Quick Draw classes
- * 0-244) adapted to ten doodle classes it never saw, from 20 drawings each, by standard
+ * 0-244 and letters of 137 scripts) adapted to ten doodle classes it never saw, from 20 drawings each, by standard
  * fine-tuning and by AdaFilter under the same budget; then the comparison table and a report.
  */
 export const DEMO = {

@@ -9,8 +9,9 @@ import { interruptible } from '../interruptible';
 const usage = `usage: adafilter pretrain --arch A --data SOURCE --out WEIGHTS.safetensors [--run DIR] [--epochs N --batch N --lr X --seed N ...]
   Trains architecture A from scratch on SOURCE (keep the transfer targets out of it) and writes
   its backbone weights with architecture, preprocessing and a model card (WEIGHTS.md beside it).
-  The shipped backbone: adafilter pretrain --arch resnet20 --data quickdraw:0-244 --out weights/default.safetensors
-  (see weights/default.md for the exact command). The run folder (--run, default runs/pretrain-A)
+  SOURCE may compose sources with their labels kept apart: quickdraw:0-244+glyphs:scripts=all;exclude=Armenian
+  (see docs/data.md). The shipped backbones' exact commands are in weights/default.md and
+  weights/doodles-resnet20.md. The run folder (--run, default runs/pretrain-A)
   keeps the training log; --resume continues it.
 ${DIST_FLAGS_USAGE}`;
 
@@ -26,7 +27,9 @@ export const pretrainCommand: Command = {
     const weights = values.out as string | undefined;
     if (!weights) throw new InputError('pretrain: --out WEIGHTS.safetensors is required');
     const { backbone: _b, methodOptions: _m, shots: _s, out: _o, ...opts } = trainOptionsOf(values, 'pretrain');
-    const command = `adafilter pretrain ${argv.filter((a) => a !== '--resume').join(' ')}`;
+    // Pasted into a shell as written: a composed source's ';' would end the command, so quote such words.
+    const shellWord = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+    const command = `adafilter pretrain ${argv.filter((a) => a !== '--resume').map(shellWord).join(' ')}`;
     const job = distJobOf(values);
     if (job.launcher) return relaunch(job.launcher, 'pretrain', argv);
     return interruptible(async (signal, progress) => {
