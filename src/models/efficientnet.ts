@@ -18,6 +18,7 @@ import type { OnnxEmitter } from '../io/onnx/export';
 import type { ArchFamily } from './arch-options';
 import { isPositive } from './option-checks';
 import { Backbone, BlockInfo, ConvBn, cloneBlock, convBn } from './backbone';
+import { FeaturesClassifierNet } from './features-classifier';
 import { makeDivisible } from './mobilenetv2';
 
 const silu = (x: Tensor): Tensor => aten('aten::silu', '', [x]);
@@ -173,10 +174,8 @@ export function timmEfficientNetName(name: string): string | null {
  * of MBConv blocks, features.S.J), features.8 (1×1 to 4× the last stage's width, 1280 for B0),
  * global average pooling, classifier.0 (dropout), classifier.1 (linear). BN eps 1e-5 (B0–B4).
  */
-export class EfficientNet extends Module implements Backbone {
+export class EfficientNet extends FeaturesClassifierNet implements Backbone {
   readonly family = 'efficientnet';
-  features_: Sequential;
-  classifier_: Sequential;
   readonly featureDim: number;
   readonly widthMult: number;
   readonly depthMult: number;
@@ -208,7 +207,7 @@ export class EfficientNet extends Module implements Backbone {
     }
   }
 
-  private newHead(numClasses: number): Linear {
+  protected newHead(numClasses: number): Linear {
     const fc = new Linear(this.featureDim, numClasses);
     const r = 1 / Math.sqrt(numClasses);
     uniform_(fc.weight, -r, r);
@@ -219,31 +218,6 @@ export class EfficientNet extends Module implements Backbone {
   /** timm's name of a parameter or buffer → ours (torchvision's); null for a name it does not know. */
   fromTimmName(name: string): string | null {
     return timmEfficientNetName(name);
-  }
-
-  /** Whether a weight file's names are timm's (conv_stem., blocks.S.J.) rather than torchvision's. */
-  usesTimmNames(names: string[]): boolean {
-    return names.some((n) => n.startsWith('conv_stem.') || n.startsWith('blocks.'));
-  }
-
-  override namedChildren(): [string, Module][] {
-    return [['features', this.features_], ['classifier', this.classifier_]];
-  }
-
-  features(x: Tensor): Tensor {
-    return F.globalAvgPool(this.features_.forward(x));
-  }
-
-  forward(x: Tensor): Tensor {
-    return this.classifier_.forward(this.features(x));
-  }
-
-  toOnnx(e: OnnxEmitter, x: string, n: string): string {
-    return e.emit(this.classifier_, e.gap(e.emit(this.features_, x), `${n}pool`));
-  }
-
-  private layer(i: number): Module {
-    return (this.features_ as unknown as Record<string, Module>)[String(i)];
   }
 
   blocks(): BlockInfo[] {
@@ -272,17 +246,6 @@ export class EfficientNet extends Module implements Backbone {
     ];
   }
 
-  classifier(): { name: string; module: Linear } {
-    return { name: 'classifier.1', module: (this.classifier_ as unknown as Record<string, Linear>)['1'] };
-  }
-
-  resetClassifier(numClasses: number): void {
-    const { module: old } = this.classifier();
-    const fc = this.newHead(numClasses);
-    fc.training = this.training;
-    (this.classifier_ as unknown as Record<string, Module>)['1'] = fc;
-    old.dispose();
-  }
 }
 
 /** An EfficientNet's architecture options (arch-options.ts): its scaling and input channels. */

@@ -11,6 +11,7 @@ import type { OnnxEmitter } from '../io/onnx/export';
 import type { ArchFamily } from './arch-options';
 import { isPositive } from './option-checks';
 import { Backbone, BlockInfo, ConvBn, cloneBlock, convBn } from './backbone';
+import { FeaturesClassifierNet } from './features-classifier';
 import { PaddedConv2d } from './padded-conv';
 
 /** torchvision's _make_divisible: nearest multiple of `divisor`, never more than 10% below v. */
@@ -160,10 +161,8 @@ export interface MobileNetV2Config {
  * conv-BN-ReLU6, stride 2), features.1–17 (inverted residuals), features.18 (1×1 to 1280·max(1,α)),
  * global average pooling, classifier.0 (dropout), classifier.1 (linear). Any input size ≥ 32 px.
  */
-export class MobileNetV2 extends Module implements Backbone {
+export class MobileNetV2 extends FeaturesClassifierNet implements Backbone {
   readonly family = 'mobilenetv2';
-  features_: Sequential;
-  classifier_: Sequential;
   readonly featureDim: number;
   readonly widthMult: number;
   readonly padding: MobileNetV2Padding;
@@ -196,7 +195,7 @@ export class MobileNetV2 extends Module implements Backbone {
     }
   }
 
-  private newHead(numClasses: number): Linear {
+  protected newHead(numClasses: number): Linear {
     const fc = new Linear(this.featureDim, numClasses);
     normal_(fc.weight, 0, 0.01);
     constant_(fc.bias!, 0);
@@ -206,32 +205,6 @@ export class MobileNetV2 extends Module implements Backbone {
   /** timm's name of a parameter or buffer → ours (torchvision's); null for a name it does not know. */
   fromTimmName(name: string): string | null {
     return timmMobileNetV2Name(name);
-  }
-
-  /** Whether a weight file's names are timm's (conv_stem., blocks.S.J.) rather than torchvision's. */
-  usesTimmNames(names: string[]): boolean {
-    return names.some((n) => n.startsWith('conv_stem.') || n.startsWith('blocks.'));
-  }
-
-  /** torchvision's names: `features`, `classifier` (the attributes carry a _ so methods can have those names). */
-  override namedChildren(): [string, Module][] {
-    return [['features', this.features_], ['classifier', this.classifier_]];
-  }
-
-  features(x: Tensor): Tensor {
-    return F.globalAvgPool(this.features_.forward(x));
-  }
-
-  forward(x: Tensor): Tensor {
-    return this.classifier_.forward(this.features(x));
-  }
-
-  toOnnx(e: OnnxEmitter, x: string, n: string): string {
-    return e.emit(this.classifier_, e.gap(e.emit(this.features_, x), `${n}pool`));
-  }
-
-  private layer(i: number): Module {
-    return (this.features_ as unknown as Record<string, Module>)[String(i)];
   }
 
   blocks(): BlockInfo[] {
@@ -262,17 +235,6 @@ export class MobileNetV2 extends Module implements Backbone {
     ];
   }
 
-  classifier(): { name: string; module: Linear } {
-    return { name: 'classifier.1', module: (this.classifier_ as unknown as Record<string, Linear>)['1'] };
-  }
-
-  resetClassifier(numClasses: number): void {
-    const { module: old } = this.classifier();
-    const fc = this.newHead(numClasses);
-    fc.training = this.training;
-    (this.classifier_ as unknown as Record<string, Module>)['1'] = fc;
-    old.dispose();
-  }
 }
 
 /** A MobileNetV2's architecture options (arch-options.ts): width, padding style and input channels. */
