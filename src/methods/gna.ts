@@ -132,8 +132,6 @@ function canonical(assign: Int32Array): Int32Array {
 export class GroupedConv2d extends Conv2d {
   /** Group of each output channel (int64 [C]); −1 until calibrated. Saved with the weights. */
   group: Buffer;
-  /** The group means M(W) of the last training pass (detached), for the weight-decay correction. */
-  lastMean: Tensor | null = null;
   calibrated = false;
   /** Responses [images, C] recorded by a calibration pass. */
   capture: Float64Array[] | null = null;
@@ -178,13 +176,17 @@ export class GroupedConv2d extends Conv2d {
     return sums.div(counts).indexSelect(0, this.group).reshape(...this.weight.shape);
   }
 
+  /** Whether a pass now moves the filters in groups: a training pass that computes W's gradient. */
+  groupsGradient(): boolean {
+    return this.training && isGradEnabled() && this.weight.requiresGrad;
+  }
+
   override forward(x: Tensor): Tensor {
     let w: Tensor = this.weight;
-    if (this.training && isGradEnabled() && this.weight.requiresGrad) {
+    if (this.groupsGradient()) {
       if (!this.calibrated) throw new Error('gna: the model is not calibrated; call calibrate(batches) before training (the trainer does)');
       const mean = this.groupMean();
-      this.lastMean = mean.detach();
-      w = this.weight.detach().add(mean.sub(this.lastMean));
+      w = this.weight.detach().add(mean.sub(mean.detach()));
     }
     if (this.pads) {
       const [top, left, bottom, right] = this.pads;
@@ -221,11 +223,6 @@ export class GnaModel extends MethodModel {
     return super.paramGroups(o);
   }
 
-  override features(x: Tensor): Tensor {
-    for (const l of this.layers) l.conv.lastMean = null;
-    return super.features(x);
-  }
-
   /**
    * No loss value (exactly 0), only a gradient: SGD adds wd·W to each filter's gradient itself, which
    * differs within a group; adding wd·(M(W) − W) here makes the total M(∂L/∂W) + wd·M(W), the group
@@ -237,8 +234,9 @@ export class GnaModel extends MethodModel {
     if (!wd) return null;
     let total: Tensor | null = null;
     for (const { conv } of this.layers) {
-      if (!conv.lastMean) continue;
-      const term = conv.weight.mul(conv.lastMean.sub(conv.weight.detach()).mul(wd)).sum();
+      // M(W) is a function of the weights, which have not moved since the forward: recomputed, not kept from it.
+      if (!conv.groupsGradient()) continue;
+      const term = conv.weight.mul(conv.groupMean().detach().sub(conv.weight.detach()).mul(wd)).sum();
       total = total ? total.add(term) : term;
     }
     return total ? total.sub(total.detach()) : null;
