@@ -197,14 +197,7 @@ export class EfficientNet extends FeaturesClassifierNet implements Backbone {
     const last = stages[stages.length - 1].cout;
     this.featureDim = 4 * last;
     layers.push(convBnAct(last, this.featureDim, 1));
-    this.features_ = new Sequential(...layers);
-    this.classifier_ = new Sequential(new Dropout(config.dropout ?? 0.2), this.newHead(config.numClasses));
-    for (const m of this.features_.modules()) {
-      if (m instanceof Conv2d) {
-        kaimingNormal_(m.weight, { mode: 'fan_out' });
-        if (m.bias) constant_(m.bias, 0);
-      } else if (m instanceof BatchNorm2d) { constant_(m.weight!, 1); constant_(m.bias!, 0); }
-    }
+    this.assemble(layers, config.dropout ?? 0.2, config.numClasses);
   }
 
   protected newHead(numClasses: number): Linear {

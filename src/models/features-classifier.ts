@@ -7,6 +7,10 @@ import { Tensor } from '../engine/tensor';
 import { Module } from '../nn/module';
 import { Linear } from '../nn/linear';
 import { Sequential } from '../nn/sequential';
+import { Conv2d } from '../nn/conv';
+import { BatchNorm2d } from '../nn/batchnorm';
+import { Dropout } from '../nn/basic';
+import { constant_, kaimingNormal_ } from '../nn/init';
 import * as F from '../nn/functional';
 import type { OnnxEmitter } from '../io/onnx/export';
 
@@ -17,6 +21,18 @@ export abstract class FeaturesClassifierNet extends Module {
 
   /** A fresh head for `numClasses` classes, initialised as the family's torchvision constructor does. */
   protected abstract newHead(numClasses: number): Linear;
+
+  /** Sets features and classifier, initialised as torchvision does: convs Kaiming fan-out, BN weight 1 and bias 0, the head by newHead. */
+  protected assemble(layers: Module[], dropout: number, numClasses: number): void {
+    this.features_ = new Sequential(...layers);
+    this.classifier_ = new Sequential(new Dropout(dropout), this.newHead(numClasses));
+    for (const m of this.features_.modules()) {
+      if (m instanceof Conv2d) {
+        kaimingNormal_(m.weight, { mode: 'fan_out' });
+        if (m.bias) constant_(m.bias, 0);
+      } else if (m instanceof BatchNorm2d) { constant_(m.weight!, 1); constant_(m.bias!, 0); }
+    }
+  }
 
   /** Whether a weight file's names are timm's (conv_stem., blocks.S.J.) rather than torchvision's. */
   usesTimmNames(names: string[]): boolean {

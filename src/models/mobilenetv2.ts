@@ -185,14 +185,7 @@ export class MobileNetV2 extends FeaturesClassifierNet implements Backbone {
       }
     }
     layers.push(convBnAct(input, this.featureDim, 1, 1, 1, style));
-    this.features_ = new Sequential(...layers);
-    this.classifier_ = new Sequential(new Dropout(config.dropout ?? 0.2), this.newHead(config.numClasses));
-    for (const m of this.features_.modules()) {
-      if (m instanceof Conv2d) {
-        kaimingNormal_(m.weight, { mode: 'fan_out' });
-        if (m.bias) constant_(m.bias, 0);
-      } else if (m instanceof BatchNorm2d) { constant_(m.weight!, 1); constant_(m.bias!, 0); }
-    }
+    this.assemble(layers, config.dropout ?? 0.2, config.numClasses);
   }
 
   protected newHead(numClasses: number): Linear {
