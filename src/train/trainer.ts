@@ -31,7 +31,7 @@ import { inputsOf, targetsOf } from './batch';
 import { resolveOptions, ResolvedOptions, TrainOptions } from './options';
 import { EpochLog, RUN_FILES, RunConfig, RunResult, readLog, readRunConfig, readResult } from './run-folder';
 import { loadWeights } from './load-run';
-import { FeatureCache } from './feature-cache'; // feature cache (linear probe)
+import { FeatureCache } from './feature-cache';
 import { recalibrateBn, usesPreciseBn } from './precise-bn';
 import { Budget, trainingBudget } from './budget';
 import { getMethod } from '../methods/registry';
@@ -175,7 +175,7 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
       recal = await createLoader(ds, { split: 'train', batch: o.batch, transform: evalTransform(transform), workers: o.workers });
       loaders.push(recal);
     }
-    const cache = await FeatureCache.build(model, train, o); // feature cache (linear probe)
+    const cache = await FeatureCache.build(model, train, o); // the linear probe's cached features, else null
     const totalSteps = budget.steps;
     // A function of the global step alone (not an LRScheduler's count), so a resumed run continues on the same curve.
     const schedule = o.schedule === 'cosine' ? cosine(totalSteps) : constant();
@@ -190,11 +190,11 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
 
     let pos: Position = { epoch: 0, step: 0, globalStep: 0, lossSum: 0, correct: 0, seen: 0, trainSeconds: 0, bestEpoch: 0, bestAcc: -1, bestLoss: Infinity };
     if (resume && fs.existsSync(files.checkpoint)) pos = loadCheckpoint(files.checkpoint, model, opt);
-    else if (model.calibrate) { // calibration (gna): once per run, before its first step; the checkpoint keeps the result
-      const calibration = await createLoader(ds, { split: 'train', batch: o.batch, transform: evalTransform(transform), workers: o.workers }); // calibration (gna)
-      loaders.push(calibration); // calibration (gna)
-      await model.calibrate(calibration.epoch(0)); // calibration (gna)
-    } // calibration (gna)
+    else if (model.calibrate) { // gna: once per run, before its first step; the checkpoint keeps the result
+      const calibration = await createLoader(ds, { split: 'train', batch: o.batch, transform: evalTransform(transform), workers: o.workers });
+      loaders.push(calibration);
+      await model.calibrate(calibration.epoch(0));
+    }
     if (ranks && !(await ranks.same([pos.globalStep]))) throw new InputError(`${dir}: the ranks found different checkpoints; on several machines --out must be a folder they all share`);
     await ranks?.wrap(model, gated);
     const scaler = o.precision === 'fp16' ? new LossScaler({}, pos.lossScale) : null;
@@ -230,7 +230,7 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
           // Autocast covers forward and loss only (backward follows the forward's dtypes; the step is fp32).
           const { logits, l } = inPrecision(o.precision, o.device, () => {
             const run = () => {
-              const pass = cache ? { logits: cache.logits(mine), gates: [] } : model.run(inputsOf(mine, o.device)); // feature cache (linear probe)
+              const pass = cache ? { logits: cache.logits(mine), gates: [] } : model.run(inputsOf(mine, o.device));
               return { logits: pass.logits, l: model.loss(pass, y, { labelSmoothing: o.labelSmoothing }) };
             };
             return ranks ? ranks.forward(run, (r) => [r.l]) : run();
