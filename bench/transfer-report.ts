@@ -35,6 +35,14 @@ export function headline(s: TransferSummary): string {
       `${m} on ${b}: lr ${t.lr}${t.gateLr !== undefined ? `, gate lr ${t.gateLr}` : ''}${t.options ? ` (${Object.entries(t.options).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`));
     return `**${s.profile}** (a validation search only, no test split read): chose ${chosen.join('; ')}.`;
   }
+  if (s.precision?.length) {
+    return `**${s.profile}** (reduced precision against fp32, 3 seeds each): ` + s.precision.map((r) =>
+      `${r.method} on ${r.fp32.cell}: ${r.other.precision} − fp32 ${signed(r.difference)} points (fp32 sd ${f2(r.fp32.std)}, ${r.withinFp32Sd ? 'within' : 'outside'} it)`).join('; ') + '.';
+  }
+  if (!s.cells.some((c) => c.methods.includes('adafilter'))) {
+    const parts = Object.entries(s.intervals).map(([m, iv]) => `${m} ${signed(iv.estimate)} [${signed(iv.lo)}, ${signed(iv.hi)}] (${iv.pairs} pairs)`);
+    return `**${s.profile} profile:** test error against standard fine-tuning, averaged over datasets, in points with 95% paired bootstrap intervals — ${parts.join('; ') || 'nothing finished'}.`;
+  }
   const iv = s.intervals.adafilter;
   const avg = s.tables.datasets.average.adafilter;
   if (!iv || avg?.value === null || avg === undefined) return `No AdaFilter/finetune pairs finished in the ${s.profile} profile.`;
@@ -49,7 +57,7 @@ export function headline(s: TransferSummary): string {
 function section(s: TransferSummary, level: string): string {
   const out: string[] = [];
   const methods = [...new Set(s.cells.flatMap((c) => c.methods))];
-  const order = ['linear-probe', 'finetune', 'l2sp', 'bss', 'spottune', 'adafilter', 'adafilter-nogbn', 'random-filter', 'adafilter-static'].filter((m) => methods.includes(m));
+  const order = ['linear-probe', 'finetune', 'l2sp', 'bss', 'gna', 'select', 'spottune', 'adafilter', 'adafilter-nogbn', 'random-filter', 'adafilter-static'].filter((m) => methods.includes(m));
   out.push(`${level} Setup`, '');
   out.push(`- Command: \`${s.command || `adafilter bench transfer --profile ${s.profile}`}\``);
   out.push(`- Ran ${s.startedAt} → ${s.finishedAt} (${(s.wallSeconds / 60).toFixed(1)} min wall for this invocation; earlier invocations' runs are reused).`);
@@ -112,6 +120,31 @@ function section(s: TransferSummary, level: string): string {
   out.push(table(['cell', ...order.filter((x) => x !== 'finetune')], Object.entries(s.tables.cells).map(([c, rows]) => [c,
     ...order.filter((x) => x !== 'finetune').map((mm) => signed(rows.find((x) => x.method === mm)?.errorChange))])));
   out.push('');
+
+  // Summaries written before the cost was recorded have no costSeconds: no table for them.
+  if (s.runs.some((r) => r.costSeconds !== undefined)) {
+    out.push(`${level} Cost per run (seconds, mean over seeds; in brackets: milliseconds per training step)`, '');
+    out.push(table(['cell', ...order], Object.keys(s.tables.cells).map((c) => [c, ...order.map((mm) => {
+      const rs = s.runs.filter((r) => r.cell === c && r.method === mm);
+      if (!rs.length || rs.some((r) => r.costSeconds === undefined)) return '';
+      const perStep = rs.map((r) => r.secondsPerStep).filter((x): x is number => typeof x === 'number');
+      return `${(rs.reduce((a, r) => a + r.costSeconds, 0) / rs.length).toFixed(0)}${perStep.length === rs.length ? ` (${(1000 * perStep.reduce((a, x) => a + x, 0) / perStep.length).toFixed(1)})` : ''}`;
+    })])));
+    const searches = s.runs.flatMap((r) => (r.search ? [r.search] : []));
+    const avg = (f: (x: (typeof searches)[number]) => number, digits = 1) => (searches.reduce((a, x) => a + f(x), 0) / searches.length).toFixed(digits);
+    const selectCost = searches.length ? `select's figure is its whole search: tap features once (mean ${avg((x) => x.features)} s), the candidates' heads ` +
+      `(${avg((x) => x.search)} s for ${avg((x) => x.evaluated)} distinct genomes, ${avg((x) => x.perCandidate, 2)} s each) and the final tap-probe run ` +
+      `(${avg((x) => x.final)} s)${s.select ? `; population ${s.select.population}, ${s.select.generations} generations` : ''}; its step figure is the final run's.` : '';
+    out.push('', 'Training seconds as the trainer measured them (validation passes included), on a machine shared with other jobs: compare methods within a cell, not across profiles. ' + selectCost, '');
+  }
+
+  if (s.precision?.length) {
+    out.push(`${level} Precision: reduced precision against fp32 (test accuracy %, mean ± sample sd over seeds)`, '');
+    out.push(table(['cell', 'method', 'fp32', 'other', 'other − fp32 (points)', 'within fp32 sd', 'fp32 train s', 'other train s'], s.precision.map((r) => [
+      r.fp32.cell, r.method, `${f2(r.fp32.mean)} ± ${f2(r.fp32.std)} (n=${r.fp32.n})`, `${r.other.precision}: ${f2(r.other.mean)} ± ${f2(r.other.std)} (n=${r.other.n})`,
+      signed(r.difference), r.withinFp32Sd ? 'yes' : 'no', r.fp32.trainSeconds.toFixed(0), r.other.trainSeconds.toFixed(0)])));
+    out.push('', 'Same seeds, data, order and augmentation in both precisions; "within" means |difference| ≤ fp32\'s seed-to-seed sd. Training seconds are means per run on a shared machine.', '');
+  }
 
   if (s.byBackbone) {
     out.push(`${level} Per backbone: mean test accuracy over its cells (%)`, '');

@@ -4,6 +4,7 @@
  * 2-core machine shared with other work (see docs/results.md for what was cut and why).
  */
 import * as path from 'node:path';
+import type { Precision } from '../src/engine/precision';
 
 /** One learning-rate setting; gateLr only for methods with a gate or policy network. */
 export interface Trial {
@@ -50,7 +51,20 @@ export interface CellSpec {
   trialByMethod?: Record<string, Trial>;
   /** Epochs instead of the profile's rule (a costlier backbone kept at another profile's budget). */
   fixedEpochs?: number;
+  /** Arithmetic of this cell's training and evaluation (default fp32, as runs made before it existed); every run's row records it. */
+  precision?: Precision;
+  /** A reduced-precision cell: the same cell in fp32, which the precision table compares it with. */
+  fp32Cell?: string;
 }
+
+/**
+ * Methods that are a search, not a training method: `select` (src/select) runs its evolutionary
+ * search per seed and its final tap-probe model is the row; no lr setting, no compare().
+ */
+export const SEARCH_METHODS = new Set(['select']);
+/** `adafilter select --population 8 --generations 5` unless a profile says otherwise (head epochs: select's default). */
+export const SELECT_DEFAULTS: SelectSettings = { population: 8, generations: 5 };
+export interface SelectSettings { population: number; generations: number; epochs?: number }
 
 /** The seeds a cell runs for a method: 0 .. n−1. */
 export function seedsOf(p: Pick<Profile, 'seeds'>, cell: Pick<CellSpec, 'seedsByMethod'>, method: string): number {
@@ -87,6 +101,8 @@ export interface Profile {
   interleave?: string[];
   /** What the full plan left out, in words, for docs/results.md. */
   cuts: string[];
+  /** The select cells' search size (default SELECT_DEFAULTS). */
+  select?: SelectSettings;
 }
 
 export const ALL_METHODS = ['linear-probe', 'finetune', 'l2sp', 'bss', 'spottune', 'adafilter', 'adafilter-nogbn', 'random-filter', 'adafilter-static'];
@@ -353,6 +369,8 @@ const ADAFILTER_CHOICE: Trial = { lr: 0.03, gateLr: 30 };
 const FIDELITY_FIXED: Record<string, Trial> = {
   ...FULL_SEARCH_CHOICE, finetune: { lr: 0.03 }, adafilter: ADAFILTER_CHOICE, 'adafilter-nogbn': ADAFILTER_CHOICE,
   'adafilter-static': ADAFILTER_CHOICE, 'random-filter': { lr: 0.03 },
+  // Issue 19's gna, not searched: finetune's lr (gna moves each group by its mean gradient, a finetune step otherwise).
+  gna: { lr: 0.03 },
 };
 const NSFWJS_TRIALS: Record<string, Trial> = { finetune: { lr: 0.01 }, adafilter: { lr: 0.003, gateLr: 0.03 }, 'linear-probe': { lr: 0.3 } };
 const THREE = Object.fromEntries([...BASELINES, ...ABLATIONS].map((m) => [m, 3]));
@@ -393,4 +411,60 @@ PROFILES.backbones = {
   cuts: [
     '3 seeds; no ablations or other baselines; no new lr search for the new backbone (fidelity\'s settings on both)',
   ],
+};
+
+/**
+ * Issue 19's benchmark rows: gna and select next to finetune, l2sp and bss on fidelity's twelve
+ * resnet20 cells, with fidelity's budget and settings (gna: lr 0.03, its defaults otherwise), 3
+ * seeds. The cell ids are fidelity's, so with fidelity's --out its finished finetune runs (seeds
+ * 0-2) are read instead of trained again; l2sp and bss there have fidelity's settings too, so
+ * they also fill fidelity's rows. select runs `adafilter select --population 8 --generations 5`
+ * on each cell's data, shots, validation split, seed and backbone; its final tap-probe model's
+ * test accuracy is the row, and the cost table shows its search seconds beside the others'.
+ *
+ * Run (the lead; not while the fidelity profile itself trains in that folder):
+ *   node bin/adafilter.js bench transfer --profile related --out /work/bench-results/fidelity
+ * 12 cells × (gna, select, l2sp, bss) × 3 seeds = 144 new runs (+36 finetune runs read, or
+ * trained in another --out).
+ */
+const RELATED = ['finetune', 'gna', 'select', 'l2sp', 'bss'];
+PROFILES.related = {
+  ...PROFILES.fidelity, name: 'related',
+  description: 'gna and select (issue 19) against finetune, l2sp and bss on fidelity\'s 12 resnet20 cells, fidelity\'s budget and settings (gna lr 0.03), 3 seeds; select: population 8, 5 generations',
+  seeds: 3,
+  fixedFrom: 'fidelity (finetune lr from fidelity-search, l2sp and bss from the full profile\'s search); gna lr 0.03 not searched',
+  cells: PROFILES.fidelity.cells.filter((c) => c.backbone === DOODLES).map((c) => ({ ...c, methods: RELATED, seedsByMethod: undefined })),
+  methodOrder: ['finetune', 'gna', 'select', 'l2sp', 'bss'],
+  interleave: undefined,
+  select: SELECT_DEFAULTS,
+  cuts: [
+    '3 seeds; the nsfwjs cells; no lr search for gna (lr 0.03) and no search of its ratio or layers (defaults: ratio 0.5, every conv)',
+    'select at population 8 and 5 generations, one backbone, a held-out validation split (no cross-validation)',
+  ],
+};
+
+/**
+ * Issue 16's bf16 accuracy check: finetune and AdaFilter on two fidelity cells (Quick Draw
+ * 300-309 and Armenian glyphs, 20 shots), 3 seeds, in fp32 and in bf16 (autocast, fp32 master
+ * weights), fidelity's budget and lr. The fp32 cells keep fidelity's ids (fidelity's --out would
+ * read its runs); a fresh --out trains both precisions with today's code, which is the fair pair.
+ * The precision table gives per cell and method fp32 mean ± sd, bf16 mean ± sd, the difference
+ * and each one's training seconds.
+ *
+ * Run (the lead):
+ *   node bin/adafilter.js bench transfer --profile bf16 --out /work/bench-results/bf16
+ * 2 cells × 2 methods × 3 seeds × 2 precisions = 24 runs.
+ */
+const BF16_CELLS = ['quickdraw300-20shot', 'armenian-20shot'];
+PROFILES.bf16 = {
+  ...PROFILES.fidelity, name: 'bf16',
+  description: 'bf16 against fp32 (issue 16): finetune and AdaFilter on fidelity\'s Quick Draw and Armenian 20-shot cells, fidelity\'s budget and lr, 3 seeds per precision',
+  seeds: 3,
+  cells: BF16_CELLS.map((id) => PROFILES.fidelity.cells.find((c) => c.id === id)!).flatMap((c) => {
+    const fp32: CellSpec = { ...c, methods: ['finetune', 'adafilter'], seedsByMethod: undefined, precision: 'fp32' };
+    return [fp32, { ...fp32, id: `${c.id}-bf16`, group: `${c.group} (bf16)`, precision: 'bf16', fp32Cell: c.id }];
+  }),
+  methodOrder: ['finetune', 'adafilter'],
+  interleave: ['finetune', 'adafilter'],
+  cuts: ['two cells, two methods, 3 seeds per precision; fp16 (CUDA only) not measured'],
 };

@@ -9,14 +9,15 @@ import { fork, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { compare, CompareOptions } from '../src/train/compare';
-import { readResult, readRunConfig, RunResult } from '../src/train/run-folder';
+import { isRunFolder, readResult, readRunConfig, RunResult } from '../src/train/run-folder';
+import { select, SELECT_FILES } from '../src/select';
 import { openBackbone } from '../src/train/backbones';
 import { SHIPPED } from '../src/train/shipped';
 import { openDataset } from '../src/data/registry';
 import { writeJsonAtomic, writeFileAtomic } from '../src/io/atomic';
 import { machineInfo } from './machine';
 import { materialiseSubset } from './transfer-data';
-import { CellSpec, dataNameOf, epochsFor, GATED, Profile, seedsOf, Trial } from './transfer-suite';
+import { CellSpec, dataNameOf, epochsFor, GATED, Profile, SEARCH_METHODS, SELECT_DEFAULTS, SelectSettings, seedsOf, Trial } from './transfer-suite';
 import {
   BootstrapInterval, cellTable, datasetTable, errorPairs, layerFractions, MethodCellRow, pairedBootstrap, RunRecord,
 } from './transfer-stats';
@@ -30,13 +31,48 @@ export interface Job {
   kind: 'search' | 'cell';
   cell: string;
   method: string;
-  options: Omit<CompareOptions, 'onRun' | 'onEvent' | 'signal'>;
+  /** A training method's cell: one compare() call over its seeds. */
+  options?: Omit<CompareOptions, 'onRun' | 'onEvent' | 'signal'>;
+  /** A select cell instead: one search per seed. */
+  select?: SelectCellJob;
   /** Jobs that must finish first (random-filter takes the fractions AdaFilter learned in its cell). */
   after?: string[];
 }
 
+/** `adafilter select` on a cell's data, shots, splits and backbone, once per seed, each in OUT/select-sSEED. */
+export interface SelectCellJob {
+  data: string;
+  backbone: string;
+  shots: number;
+  valFraction?: number;
+  testFraction?: number;
+  seeds: number;
+  threads: number;
+  out: string;
+  settings: SelectSettings;
+}
+
 export async function runJob(job: Job): Promise<void> {
-  await compare(job.options);
+  if (job.select) await runSelectCell(job.select);
+  else await compare(job.options!);
+}
+
+/** A search finished when its final run has a result and select.json (with the search's seconds) is written. */
+function selectFinished(dir: string): boolean {
+  return isRunFolder(dir) && readResult(dir) !== null && fs.existsSync(path.join(dir, SELECT_FILES.search));
+}
+
+export async function runSelectCell(j: SelectCellJob): Promise<void> {
+  for (let seed = 0; seed < j.seeds; seed++) {
+    const dir = path.join(j.out, `select-s${seed}`);
+    if (selectFinished(dir)) continue;
+    // select cannot resume (it refuses a folder that holds a selection): a stopped search starts again.
+    fs.rmSync(dir, { recursive: true, force: true });
+    await select({
+      data: j.data, backbone: j.backbone, shots: j.shots, valFraction: j.valFraction, testFraction: j.testFraction, seed,
+      population: j.settings.population, generations: j.settings.generations, epochs: j.settings.epochs, threads: j.threads, workers: 0, out: dir,
+    });
+  }
 }
 
 export interface TransferOptions {
@@ -79,7 +115,7 @@ export interface TransferSummary {
   /** Where the fixed settings come from, when not plain defaults. */
   fixedFrom?: string;
   cells: CellPlan[];
-  runs: (RunRecord & { bestEpoch: number; epochs: number; trainSeconds: number; lr: number; gateLr: number | null; gates: ReturnType<typeof gateSummary> })[];
+  runs: RunRow[];
   tables: {
     cells: Record<string, MethodCellRow[]>;
     datasets: ReturnType<typeof datasetTable>;
@@ -91,6 +127,37 @@ export interface TransferSummary {
   cuts: string[];
   /** With more than one backbone: per backbone, each method's mean test accuracy (percent) over that backbone's cells. */
   byBackbone?: Record<string, Record<string, number>>;
+  /** Per cell with a reduced-precision twin (CellSpec.fp32Cell) and method: both precisions side by side. */
+  precision?: PrecisionRow[];
+  /** The select cells' search size. */
+  select?: SelectSettings;
+}
+
+export interface RunRow extends RunRecord {
+  bestEpoch: number;
+  epochs: number;
+  trainSeconds: number;
+  /** What the row cost: training seconds, or for select the whole search (features + candidates + final run). */
+  costSeconds: number;
+  /** Training seconds per optimizer step (null where run.json lacks the step count: older runs). */
+  secondsPerStep: number | null;
+  lr: number;
+  gateLr: number | null;
+  precision: string;
+  gates: ReturnType<typeof gateSummary>;
+  /** select only: its seconds by step (select.json) and the distinct genomes it scored. */
+  search?: { features: number; search: number; perCandidate: number; final: number; evaluated: number };
+}
+
+export interface PrecisionSide { cell: string; precision: string; n: number; mean: number; std: number; trainSeconds: number }
+export interface PrecisionRow {
+  method: string;
+  fp32: PrecisionSide;
+  other: PrecisionSide;
+  /** other − fp32 mean test accuracy, points. */
+  difference: number;
+  /** |difference| ≤ fp32's seed-to-seed sample sd. */
+  withinFp32Sd: boolean;
 }
 
 function gateSummary(r: RunResult) {
@@ -118,6 +185,7 @@ async function planCell(cell: CellSpec, p: Profile, out: string, backboneOk: (b:
 function compareOptions(p: Profile, cell: CellPlan, method: string, t: Trial, seeds: number, out: string, threads: number,
   methodOptions: Record<string, unknown> = cell.methodOptions?.[method] ?? {}): Job['options'] {
   return {
+    ...(cell.precision ? { precision: cell.precision } : {}),
     backbone: cell.backbone, data: cell.dataName, shots: cell.shots, inputSize: cell.inputSize,
     valFraction: cell.valFraction, testFraction: cell.testFraction,
     epochs: cell.epochs!, batch: p.batch, lr: t.lr, gateLr: t.gateLr, augment: true, schedule: 'cosine',
@@ -243,7 +311,7 @@ export async function runTransfer(o: TransferOptions): Promise<TransferSummary> 
   });
   for (const c of p.cells) {
     chosen[c.backbone] ??= {};
-    for (const m of c.methods) chosen[c.backbone][m] ??= { ...(c.trialByMethod?.[m] ?? p.fixed[m]), from: 'fixed' };
+    for (const m of c.methods.filter((x) => !SEARCH_METHODS.has(x))) chosen[c.backbone][m] ??= { ...(c.trialByMethod?.[m] ?? p.fixed[m]), from: 'fixed' };
   }
   if (p.search.length && train && Object.values(chosen).some((b) => Object.values(b).some((c) => c.from === 'fixed'))) {
     log('no search result for some backbone/method: using the fixed defaults for them (see the summary)');
@@ -267,6 +335,15 @@ export async function runTransfer(o: TransferOptions): Promise<TransferSummary> 
   {
     for (const [m, c] of order) {
       if (c.skipped || c.train === false || !c.methods.includes(m)) continue;
+      if (SEARCH_METHODS.has(m)) {
+        if (c.inputSize) throw new Error(`${c.id}: ${m} runs at the backbone's own input size; the cell asks for ${c.inputSize} px`);
+        jobs.push({
+          id: `cell/${c.id}/${m}`, kind: 'cell', cell: c.id, method: m,
+          select: { data: c.dataName, backbone: c.backbone, shots: c.shots, valFraction: c.valFraction, testFraction: c.testFraction,
+            seeds: seedsOf(p, c, m), threads, out: cellDir(out, c.id), settings: p.select ?? SELECT_DEFAULTS },
+        });
+        continue;
+      }
       jobs.push({
         id: `cell/${c.id}/${m}`, kind: 'cell', cell: c.id, method: m,
         options: compareOptions(p, c, m, c.trialByMethod?.[m] ?? c.trial ?? chosen[c.backbone][m], seedsOf(p, c, m), cellDir(out, c.id), threads),
@@ -276,7 +353,7 @@ export async function runTransfer(o: TransferOptions): Promise<TransferSummary> 
   }
   // random-filter draws gates at the per-layer fractions AdaFilter learned in the same cell (mean over its seeds).
   const prepare = (j: Job): Job => {
-    if (j.method !== 'random-filter') return j;
+    if (j.method !== 'random-filter' || !j.options) return j;
     const cell = cells.find((c) => c.id === j.cell)!;
     const fr = layerFractions(readRuns(out, cell, 'adafilter', seedsOf(p, cell, 'adafilter')).map((r) => r.gates!).filter(Boolean));
     const opts = { ...(j.options.methodOptionsByMethod?.['random-filter'] ?? {}), ...(fr ? { randomFraction: fr.layers.map((l) => l.fraction) } : {}) };
@@ -330,13 +407,17 @@ function summarise(p: Profile, out: string, cells: CellPlan[], chosen: TransferS
       const n = seedsOf(p, c, m);
       for (let s = 0; s < n; s++) {
         const dir = path.join(cellDir(out, c.id), `${m}-s${s}`);
-        const r = readResult(dir);
+        const search = SEARCH_METHODS.has(m) ? readSearchCost(dir) : undefined;
+        const r = search === null ? null : readResult(dir);
         if (!r) continue;
         have.push(s);
         const cfg = readRunConfig(dir);
         runs.push({
           cell: c.id, group: c.group, method: m, seed: s, valAcc: r.val.acc, testAcc: r.test.acc, bestEpoch: r.bestEpoch, epochs: r.epochs,
-          trainSeconds: r.trainSeconds, lr: cfg.lr, gateLr: GATED.has(m) ? cfg.gateLr : null, gates: gateSummary(r),
+          trainSeconds: r.trainSeconds, costSeconds: search ? search.features + search.search + search.final : r.trainSeconds,
+          secondsPerStep: cfg.steps ? r.trainSeconds / cfg.steps : null,
+          lr: cfg.lr, gateLr: GATED.has(m) ? cfg.gateLr : null, precision: cfg.precision ?? 'fp32', gates: gateSummary(r),
+          ...(search ? { search } : {}),
         });
       }
       const lacking = Array.from({ length: n }, (_, s) => s).filter((s) => !have.includes(s));
@@ -387,6 +468,7 @@ function summarise(p: Profile, out: string, cells: CellPlan[], chosen: TransferS
       byBackbone[b] = means;
     }
   }
+  const precision = precisionRows(cells, cellRows, runs);
   const adaGates = runs.filter((r) => r.method === 'adafilter' && r.gates);
   const byCell: Record<string, ReturnType<typeof layerFractions>> = {};
   for (const c of cells) {
@@ -407,7 +489,37 @@ function summarise(p: Profile, out: string, cells: CellPlan[], chosen: TransferS
     search, chosen, fixedFrom: p.fixedFrom, cells, runs, tables: { cells: cellRows, datasets }, intervals,
     gateFractions: { overall, byCell }, missing, failures, cuts: p.cuts,
     ...(Object.keys(byBackbone).length ? { byBackbone } : {}),
+    ...(precision.length ? { precision } : {}),
+    ...(cells.some((c) => c.methods.some((m) => SEARCH_METHODS.has(m))) ? { select: p.select ?? SELECT_DEFAULTS } : {}),
   };
+}
+
+/** A select seed's seconds by step from its select.json; null while the search has not finished. */
+function readSearchCost(dir: string): RunRow['search'] | null {
+  const file = path.join(dir, SELECT_FILES.search);
+  if (!fs.existsSync(file)) return null;
+  const j = JSON.parse(fs.readFileSync(file, 'utf8')) as { seconds: { features: number; search: number; perCandidate: number; final: number }; evaluated: number };
+  return { ...j.seconds, evaluated: j.evaluated };
+}
+
+/** Each reduced-precision cell against its fp32 twin, per method both have: means and sds in percent, mean training seconds. */
+function precisionRows(cells: CellPlan[], cellRows: Record<string, MethodCellRow[]>, runs: RunRow[]): PrecisionRow[] {
+  const rows: PrecisionRow[] = [];
+  const side = (cell: CellPlan, r: MethodCellRow): PrecisionSide => {
+    const secs = runs.filter((x) => x.cell === cell.id && x.method === r.method).map((x) => x.trainSeconds);
+    return { cell: cell.id, precision: cell.precision ?? 'fp32', n: r.n, mean: r.mean, std: r.std, trainSeconds: secs.reduce((a, x) => a + x, 0) / secs.length };
+  };
+  for (const c of cells) {
+    const base = c.fp32Cell ? cells.find((x) => x.id === c.fp32Cell) : undefined;
+    if (!base) continue;
+    for (const r of cellRows[c.id] ?? []) {
+      const b = cellRows[base.id]?.find((x) => x.method === r.method);
+      if (!b) continue;
+      const difference = r.mean - b.mean;
+      rows.push({ method: r.method, fp32: side(base, b), other: side(c, r), difference, withinFp32Sd: Math.abs(difference) <= b.std });
+    }
+  }
+  return rows;
 }
 
 /**
