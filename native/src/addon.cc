@@ -32,6 +32,7 @@ DECLARE(EmptyCache)
 DECLARE(Dispose)
 DECLARE(SetData)
 DECLARE(IsLive)
+DECLARE(CountForGc)
 DECLARE(CachedBytes)
 
 #define EXPORT(jsName, fn) exports.Set(jsName, Napi::Function::New(env, guarded<fn>, jsName))
@@ -68,6 +69,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("dispose", Dispose);
   EXPORT("setData", SetData);
   EXPORT("isLive", IsLive);
+  EXPORT("countForGc", CountForGc);
   EXPORT("cachedBytes", CachedBytes);
   RegisterDist(env, exports);
   return exports;

@@ -70,6 +70,12 @@ Kind kindOf(const c10::TypePtr& type) {
 
 std::string where(const Op& op, const ArgSpec& a) { return op.name + " argument '" + a.name + "'"; }
 
+// The tensor argument; where() is built only for the error (eagerly it cost more than the lookup).
+const at::Tensor& tensorArg(Napi::Value v, const Op& op, const ArgSpec& a) {
+  if (const at::Tensor* t = TensorHandle::Find(v)) return *t;
+  return TensorHandle::From(v, where(op, a).c_str());  // not a live handle: From throws the message
+}
+
 int64_t toInt(Napi::Value v, const Op& op, const ArgSpec& a) {
   if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? 1 : 0;
   if (!v.IsNumber()) fail(v.Env(), where(op, a) + ": expected an integer");
@@ -95,7 +101,7 @@ c10::IValue convert(Napi::Value v, const Op& op, const ArgSpec& a) {
     fail(env, where(op, a) + ": required, got " + (v.IsNull() ? "null" : "undefined"));
   }
   switch (a.kind) {
-    case Kind::Tensor: return TensorHandle::From(v, where(op, a).c_str());
+    case Kind::Tensor: return tensorArg(v, op, a);
     case Kind::Int: return toInt(v, op, a);
     case Kind::Float: return toFloat(v, op, a);
     case Kind::Bool:
@@ -141,7 +147,7 @@ c10::IValue convert(Napi::Value v, const Op& op, const ArgSpec& a) {
     case Kind::TensorList: {
       c10::List<at::Tensor> out;
       Napi::Array arr = toArray(v, op, a);
-      for (uint32_t i = 0; i < arr.Length(); i++) out.push_back(TensorHandle::From(arr.Get(i), where(op, a).c_str()));
+      for (uint32_t i = 0; i < arr.Length(); i++) out.push_back(tensorArg(arr.Get(i), op, a));
       return out;
     }
     case Kind::OptTensorList: {
@@ -150,7 +156,7 @@ c10::IValue convert(Napi::Value v, const Op& op, const ArgSpec& a) {
       for (uint32_t i = 0; i < arr.Length(); i++) {
         Napi::Value e = arr.Get(i);
         if (e.IsNull() || e.IsUndefined()) out.push_back(c10::nullopt);
-        else out.push_back(TensorHandle::From(e, where(op, a).c_str()));
+        else out.push_back(tensorArg(e, op, a));
       }
       return out;
     }

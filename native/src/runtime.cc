@@ -186,6 +186,12 @@ Napi::Value Dispose(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), TensorHandle::Dispose(info.Env(), info[0]));
 }
 
+// countForGc(handle): from now until it is disposed, the tensor's bytes count in V8's external memory
+// (the JS side calls it when no scope owns the tensor, so only the GC would free a forgotten one)
+Napi::Value CountForGc(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), TensorHandle::CountForGc(info.Env(), info[0]));
+}
+
 Napi::Value IsLive(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), TensorHandle::IsLive(info[0]));
 }

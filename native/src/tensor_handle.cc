@@ -9,7 +9,9 @@ namespace {
 struct Slot {
   at::Tensor tensor;
   uint32_t generation = 0;
-  int64_t bytes = 0;
+  // Bytes counted in V8's external memory (CountForGc), 0 while a scope owns the tensor.
+  int64_t countedBytes = 0;
+  bool counted = false;
 };
 
 constexpr double kIndexSpan = 16777216.0;  // 2^24 slots; the generation fills the rest of 53 bits
@@ -21,8 +23,12 @@ std::vector<Slot>& slots = *new std::vector<Slot>();
 std::vector<uint32_t>& freeSlots = *new std::vector<uint32_t>();
 int64_t live = 0;
 
-// Native bytes held by handles, told to V8 so that forgotten tensors are collected under memory
-// pressure. Batched: a V8 call per tensor would cost more than small operations.
+// Native bytes of the tensors whose release is up to the GC (the JS side's FinalizationRegistry),
+// told to V8 so that forgotten tensors are collected under memory pressure. Only those: a tensor a
+// tidy() scope owns is freed when the scope closes, and the scope holds it strongly, so no GC can
+// free it earlier. Counting a pass's activations too made V8 start a major GC in most forward passes
+// (their tens of MB crossed its 64 MB external soft limit) for memory no collection could release.
+// Batched: a V8 call per tensor would cost more than small operations.
 int64_t pendingReport = 0;
 constexpr int64_t kReportGranularity = 4 << 20;
 
@@ -69,10 +75,8 @@ Napi::Value Wrap(Napi::Env env, at::Tensor t) {
     slots.emplace_back();
   }
   Slot& s = slots[index];
-  s.bytes = bytesOf(t);
   s.tensor = std::move(t);
   live++;
-  report(env, s.bytes);
   return Napi::Number::New(env, s.generation * kIndexSpan + index);
 }
 
@@ -90,11 +94,26 @@ bool Dispose(Napi::Env env, Napi::Value v) {
   if (s == nullptr) return false;
   s->tensor.reset();
   s->generation = (s->generation + 1) % kGenerationMod;
-  report(env, -s->bytes);
-  s->bytes = 0;
+  if (s->counted) report(env, -s->countedBytes);
+  s->countedBytes = 0;
+  s->counted = false;
   live--;
   freeSlots.push_back(static_cast<uint32_t>(s - slots.data()));
   return true;
+}
+
+bool CountForGc(Napi::Env env, Napi::Value v) {
+  Slot* s = lookup(v);
+  if (s == nullptr || s->counted) return false;
+  s->counted = true;
+  s->countedBytes = bytesOf(s->tensor);
+  report(env, s->countedBytes);
+  return true;
+}
+
+const at::Tensor* Find(Napi::Value v) {
+  Slot* s = lookup(v);
+  return s == nullptr ? nullptr : &s->tensor;
 }
 
 bool IsLive(Napi::Value v) { return lookup(v) != nullptr; }

@@ -11,6 +11,11 @@ namespace TensorHandle {
 Napi::Value Wrap(Napi::Env env, at::Tensor t);
 // The tensor behind a handle; a clear Error for anything else or a disposed handle.
 const at::Tensor& From(Napi::Value v, const char* what);
+// The same without the error: nullptr for anything but a live handle (the caller words the error).
+const at::Tensor* Find(Napi::Value v);
+// Counts the tensor's bytes in V8's external memory until it is disposed: called by the JS side when
+// only the GC can free it (no scope owns it). Wrap counts nothing. False if not live or already counted.
+bool CountForGc(Napi::Env env, Napi::Value v);
 // Frees the slot; false if the handle was already disposed (or never valid).
 bool Dispose(Napi::Env env, Napi::Value v);
 bool IsLive(Napi::Value v);

@@ -26,6 +26,8 @@ export interface Native {
   dispose(t: TensorHandle): boolean;
   setData(t: TensorHandle, source: TensorHandle): void;
   isLive(t: TensorHandle): boolean;
+  /** From now until it is disposed, t's bytes count in V8's external memory (no scope owns it; only the GC would free it if forgotten). */
+  countForGc(t: TensorHandle): boolean;
   emptyCache(): number;
   cachedBytes(): number;
   fromBuffer(data: ArrayBufferView, dtype: number, shape: number[]): TensorHandle;

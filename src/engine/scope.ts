@@ -5,19 +5,28 @@
  */
 export interface Disposable {
   dispose(): void;
+  /**
+   * Called when the last scope lets go of it without disposing it (keep(), or returned from the
+   * outermost tidy()): from then on only dispose() or the GC frees it.
+   */
+  leftScopes?(): void;
 }
 
 const stack: Set<Disposable>[] = [];
 
-export function track<T extends Disposable>(t: T): T {
+/** Gives t to the innermost open scope; false when none is open (then no scope will free t). */
+export function track(t: Disposable): boolean {
   const top = stack[stack.length - 1];
-  if (top) top.add(t);
-  return t;
+  if (top === undefined) return false;
+  top.add(t);
+  return true;
 }
 
 /** Removes t from whatever scope owns it, so it outlives the scope (parameters, optimizer state). */
 export function keep<T extends Disposable>(t: T): T {
-  for (const s of stack) s.delete(t);
+  let owned = false;
+  for (const s of stack) if (s.delete(t)) owned = true;
+  if (owned) t.leftScopes?.();
   return t;
 }
 
@@ -52,8 +61,9 @@ export function tidy<T>(fn: () => T): T {
   collect(result, survivors);
   const parent = stack[stack.length - 1];
   for (const t of scope) {
-    if (survivors.has(t)) parent?.add(t);
-    else t.dispose();
+    if (!survivors.has(t)) t.dispose();
+    else if (parent) parent.add(t);
+    else t.leftScopes?.();
   }
   return result;
 }

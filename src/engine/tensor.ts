@@ -42,6 +42,10 @@ function wrapResults(o: Op, r: any): any {
 }
 
 // Safety net only: a tensor that was never disposed is freed some time after the GC collects it.
+// Only tensors no scope owns are registered (and their bytes counted in V8's external memory, so that
+// forgotten ones are collected under memory pressure): a scope holds its tensors until it frees them,
+// so for those the registration (and an external-memory count that started major GCs in forward
+// passes whose activations a scope keeps) would be pure cost.
 const finalizer = new FinalizationRegistry<TensorHandle>((h) => native.dispose(h));
 
 let watcher: ((t: Tensor) => void) | null = null;
@@ -67,12 +71,21 @@ export function watchTensors<T>(fn: () => T, onTensor: (t: Tensor) => void): T {
  */
 export class Tensor {
   #handle: TensorHandle | null;
+  /** Registered with the finalizer and counted for the GC: no scope owns it. */
+  #gcOwned = false;
 
   constructor(handle: TensorHandle, tracked = true) {
     this.#handle = handle;
-    finalizer.register(this, handle, this);
-    if (tracked) track(this);
+    if (!(tracked && track(this))) this.leftScopes();
     if (watcher !== null) watcher(this);
+  }
+
+  /** No scope will free this tensor (scope.ts calls it): the GC's safety net takes over. */
+  leftScopes(): void {
+    if (this.#handle === null || this.#gcOwned) return;
+    this.#gcOwned = true;
+    finalizer.register(this, this.#handle, this);
+    native.countForGc(this.#handle);
   }
 
   /** The addon's handle; an Error once the tensor is disposed. */
@@ -84,16 +97,16 @@ export class Tensor {
   /** Hands the native tensor over to a new owner (a Parameter); this object becomes unusable. */
   protected static takeHandle(t: Tensor): TensorHandle {
     const h = t.handle;
-    keep(t);
-    finalizer.unregister(t);
+    if (t.#gcOwned) finalizer.unregister(t);
     t.#handle = null;
+    keep(t);
     return h;
   }
 
   dispose(): void {
     if (this.#handle !== null) {
       native.dispose(this.#handle);
-      finalizer.unregister(this);
+      if (this.#gcOwned) finalizer.unregister(this);
       this.#handle = null;
     }
   }
