@@ -1,11 +1,12 @@
 /**
- * A genome's fitness: a head (the tap-probe head, methods/tap-probe.ts) trained on the cached
- * training-split features of its taps and scored on the cached validation-split features, minus a
- * size penalty. Only training and validation images are ever read here. The recipe is the
- * trainer's (SGD, momentum 0.9, weight decay on every head weight, cosine per step, the same batch
- * and epochs), so the final run trains the chosen head the way its fitness was measured.
- * The issue's cross-validation is replaced by the held-out validation split (few-shot folds of a
- * few images score too coarsely); this is a deviation, stated in docs/methods.md.
+ * A genome's fitness: the held-out accuracy of a head (the tap-probe head, methods/tap-probe.ts)
+ * trained on cached features of its taps, minus a size penalty (evolve.ts). Held out either by
+ * cross-validation — F stratified folds (folds.ts) over the pooled training and validation rows,
+ * each fold scored by a head trained on the other F − 1, so every pooled image is scored once — or,
+ * with one fold, by the validation split alone (a head trained on the training split). Only
+ * training and validation images are ever read here. The recipe is the trainer's (SGD, momentum
+ * 0.9, weight decay on every head weight, cosine per step, the same batch and epochs), so the final
+ * run trains the chosen head the way its fitness was measured.
  */
 import { fromTyped } from '../engine/creation';
 import { manualSeed } from '../engine/random';
@@ -14,7 +15,7 @@ import { noGrad } from '../engine/autograd';
 import { Linear } from '../nn/linear';
 import { crossEntropy } from '../nn/functional';
 import { SGD } from '../optim/sgd';
-import { Rng } from '../data/rng';
+import { Rng, mix } from '../data/rng';
 import { tapHeadBody } from '../methods/tap-probe';
 
 /** Row-major features [n, dim] with their labels. */
@@ -34,12 +35,35 @@ export interface HeadRecipe {
   seed: number;
 }
 
+/** Held-out accuracy and mean cross-entropy (of the validation split, or of every fold's held-out rows). */
 export interface HeadScore {
   valAcc: number;
   valLoss: number;
 }
 
 const int64 = (y: Int32Array) => fromTyped(BigInt64Array.from(y, (v) => BigInt(v)), 'int64', [y.length]);
+
+/** The rows `idx` of `f`, in that order. */
+export function pickRows(f: FeatureRows, idx: ArrayLike<number>): FeatureRows {
+  return { n: idx.length, dim: f.dim, x: rowsOf(f, idx), y: Int32Array.from(idx as ArrayLike<number>, (i) => f.y[i]) };
+}
+
+/**
+ * Cross-validated score: fold k's rows scored by a head trained on the other folds' rows (with
+ * recipe.seed mixed with k); accuracy over all rows, loss weighted by fold size.
+ */
+export function scoreFolds(pool: FeatureRows, foldOf: Int32Array, folds: number, head: { hidden: number; dropout: number; lr: number }, r: HeadRecipe): HeadScore {
+  let correct = 0, lossSum = 0;
+  for (let k = 0; k < folds; k++) {
+    const held: number[] = [], rest: number[] = [];
+    foldOf.forEach((f, i) => (f === k ? held : rest).push(i));
+    const s = scoreHead(pickRows(pool, rest), pickRows(pool, held), head, { ...r, seed: mix(r.seed, k) });
+    if (!Number.isFinite(s.valLoss)) return { valAcc: 0, valLoss: Infinity };
+    correct += Math.round(s.valAcc * held.length);
+    lossSum += s.valLoss * held.length;
+  }
+  return { valAcc: correct / pool.n, valLoss: lossSum / pool.n };
+}
 
 function rowsOf(f: FeatureRows, idx: ArrayLike<number>): Float32Array {
   const out = new Float32Array(idx.length * f.dim);

@@ -1,11 +1,11 @@
 /**
  * What `adafilter select` searches over (a reconstruction of Tian, Chen & Shyu 2020, whose method
- * section we did not have): which tap points of a frozen backbone feed the classifier, how each is
- * pooled, and the head's hidden width, dropout and learning rate. Mutation is the only variation
+ * section we did not have): which tap points of one or more frozen backbones feed the classifier,
+ * how each is pooled, and the head's hidden width, dropout and learning rate. Mutation is the only variation
  * operator (evolutionary programming); a gene changes to a neighbouring value.
  */
 import { Rng } from '../data/rng';
-import { TAP_POOLS, Tap, TapPool } from '../methods/tap-probe';
+import { TAP_POOLS, Tap, TapPool, parseTapId } from '../methods/tap-probe';
 
 export const HIDDEN_WIDTHS = [0, 64, 256] as const;
 export const DROPOUTS = [0, 0.25, 0.5] as const;
@@ -19,14 +19,17 @@ export interface Genome {
   lr: number;
 }
 
-/** The universe a genome indexes: tap names in forward order with their widths. */
+/**
+ * The universe a genome indexes: tap points as tap-probe names them (`layer2.1` on backbone 0,
+ * `layer2.1@1` on backbone 1), backbone by backbone, each in forward order, with their widths.
+ */
 export interface TapSpace {
   names: string[];
   widths: number[];
 }
 
 export function genomeTaps(g: Genome, space: TapSpace): Tap[] {
-  return g.pools.flatMap((p, i) => (p === null ? [] : [{ name: space.names[i], pool: p }]));
+  return g.pools.flatMap((p, i) => (p === null ? [] : [{ ...parseTapId(space.names[i]), pool: p }]));
 }
 
 /** Concatenated feature width of the chosen taps. */
@@ -36,12 +39,16 @@ export function genomeWidth(g: Genome, space: TapSpace): number {
 
 /** A canonical string: equal genomes, equal keys (the fitness cache is keyed by it). */
 export function genomeKey(g: Genome, space: TapSpace): string {
-  return `${genomeTaps(g, space).map((t) => `${t.name}:${t.pool}`).join(',')}|h${g.hidden}|d${g.dropout}|lr${g.lr}`;
+  return `${g.pools.flatMap((p, i) => (p === null ? [] : [`${space.names[i]}:${p}`])).join(',')}|h${g.hidden}|d${g.dropout}|lr${g.lr}`;
 }
 
-/** The linear probe of the last block (mean pooled, linear head, lr 0.1): the first individual, so the search starts from the usual baseline. */
+/**
+ * The linear probe of the first backbone's last block (mean pooled, linear head, lr 0.1): the
+ * first individual, so the search starts from the usual baseline.
+ */
 export function baselineGenome(space: TapSpace): Genome {
-  return { pools: space.names.map((_, i) => (i === space.names.length - 1 ? 'mean' : null)), hidden: 0, dropout: 0, lr: 0.1 };
+  const last = space.names.reduce((at, n, i) => (parseTapId(n).backbone === 0 ? i : at), -1);
+  return { pools: space.names.map((_, i) => (i === last ? 'mean' : null)), hidden: 0, dropout: 0, lr: 0.1 };
 }
 
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[rng.int(xs.length)];

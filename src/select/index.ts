@@ -1,11 +1,13 @@
 /**
- * `adafilter select`: evolutionary selection of a frozen backbone's features (after Tian, Chen &
- * Shyu 2020; reconstructed, see genome.ts). The backbone's tap outputs (the stem's output and every
- * block output, mean- and max-pooled) are computed once for the training and validation splits;
- * the search trains heads on those cached features only (fitness.ts, evolve.ts); the chosen genome
- * then becomes an ordinary run (method tap-probe) in the same folder, which reads the test split
- * once, at its end. The folder also keeps every candidate (candidates.jsonl) and the search
- * (select.json: settings, fitness by generation, the choice, the cost of each step).
+ * `adafilter select`: evolutionary selection of frozen backbones' features (after Tian, Chen &
+ * Shyu 2020; reconstructed, see genome.ts). Each backbone's tap outputs (the stem's output and
+ * every block output, mean- and max-pooled) are computed once for the training and validation
+ * splits, with that backbone's own preprocessing; the search trains heads on those cached features
+ * only (fitness.ts, evolve.ts), scoring them by cross-validation over the pooled training and
+ * validation rows (folds.ts) or, with one fold, on the validation split; the chosen genome then
+ * becomes an ordinary run (method tap-probe) in the same folder, which reads the test split once,
+ * at its end. The folder also keeps every candidate (candidates.jsonl) and the search (select.json:
+ * settings, fitness by generation, the choice, the cost of each step).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -22,20 +24,22 @@ import type { Dataset } from '../data/dataset';
 import { appendLine, writeJsonAtomic } from '../io/atomic';
 import { InputError } from '../errors';
 import { applyMethod } from '../methods/registry';
-import { TAP_POOLS, TapProbeModel, formatTaps, tapWidths } from '../methods/tap-probe';
+import { ExtraBackbone, TAP_POOLS, Tap, TapProbeModel, formatTaps, tapId, tapWidths } from '../methods/tap-probe';
 import { splitNames } from '../methods/layer-split';
-import { openBackbone, inputTransform } from '../train/backbones';
+import { BackboneChoice, openBackbone, inputTransform } from '../train/backbones';
 import { inputsOf } from '../train/batch';
 import { fineTune } from '../train/trainer';
 import type { RunResult } from '../train/run-folder';
 import type { TrainEvent } from '../train/options';
-import { FeatureRows, HeadRecipe, scoreHead } from './fitness';
+import { FeatureRows, HeadRecipe, scoreFolds, scoreHead } from './fitness';
+import { checkFolds, stratifiedFolds } from './folds';
 import { Candidate, Evolution, GenerationRecord, evolve } from './evolve';
 import { Genome, TapSpace } from './genome';
 
 export { evolve } from './evolve';
 export type { Candidate, Evolution, GenerationRecord } from './evolve';
-export { scoreHead } from './fitness';
+export { scoreFolds, scoreHead, pickRows } from './fitness';
+export { stratifiedFolds } from './folds';
 export type { FeatureRows, HeadRecipe } from './fitness';
 export * from './genome';
 
@@ -43,8 +47,16 @@ export const SELECT_FILES = { search: 'select.json', candidates: 'candidates.jso
 
 export interface SelectOptions {
   data: string;
-  /** One backbone spec (default: the shipped one). */
-  backbone?: string;
+  /**
+   * One backbone spec, or several: the genome's taps are then (backbone, tap) pairs, backbone k's
+   * taps named `NAME@K` (k from 0; `NAME` alone on the first). Default: the shipped one.
+   */
+  backbone?: string | string[];
+  /**
+   * Folds of the cross-validated fitness over the pooled training and validation rows (default 3,
+   * stratified by class, seeded); 1: the validation accuracy of a head trained on the training split.
+   */
+  folds?: number;
   shots?: number;
   classes?: (string | number)[];
   valFraction?: number;
@@ -73,6 +85,8 @@ export interface SelectResult {
   best: Candidate;
   generations: GenerationRecord[];
   evaluated: number;
+  /** The backbones the final run reads (those the chosen taps use), its `--backbone` first. */
+  backbones: string[];
   /** The final tap-probe run in `dir` (its test accuracy read once, at its end). */
   run: RunResult;
   seconds: { features: number; search: number; perCandidate: number; final: number };
@@ -82,8 +96,12 @@ function check(ok: boolean, msg: string): void {
   if (!ok) throw new InputError(msg);
 }
 
-/** Row-major features of every tap × pooling on one split, in loader order. */
-export async function tapFeatures(model: TapProbeModel, ds: Dataset, split: 'train' | 'val', transform: Awaited<ReturnType<typeof inputTransform>>, workers: number): Promise<Map<string, FeatureRows>> {
+/**
+ * Row-major features of every tap × pooling of a one-backbone model on one split, in loader order,
+ * keyed `ID:POOL` with the tap's id as backbone `as` of a selection (tapId).
+ */
+export async function tapFeatures(model: TapProbeModel, ds: Dataset, split: 'train' | 'val', transform: Awaited<ReturnType<typeof inputTransform>>, workers: number,
+  as = 0): Promise<Map<string, FeatureRows>> {
   const loader = await createLoader(ds, { split, batch: 100, transform: evalTransform(transform), workers, shuffle: false });
   const widths = model.taps.map((t) => tapWidths(model.backbone).get(t.name)!);
   const parts: Float32Array[][] = model.taps.map(() => []);
@@ -109,7 +127,7 @@ export async function tapFeatures(model: TapProbeModel, ds: Dataset, split: 'tra
     const x = new Float32Array(y.length * widths[i]);
     let at = 0;
     for (const p of parts[i]) { x.set(p, at); at += p.length; }
-    return [`${t.name}:${t.pool}`, { n: y.length, dim: widths[i], x, y }];
+    return [`${tapId({ backbone: as, name: t.name })}:${t.pool}`, { n: y.length, dim: widths[i], x, y }];
   }));
 }
 
@@ -132,50 +150,133 @@ function hashKey(key: string): number {
   return h >>> 0;
 }
 
+/** Training rows, then validation rows: the pool the folds split. */
+function pooledRows(train: Map<string, FeatureRows>, val: Map<string, FeatureRows>): Map<string, FeatureRows> {
+  return new Map([...train].map(([k, a]): [string, FeatureRows] => {
+    const b = val.get(k)!, x = new Float32Array((a.n + b.n) * a.dim);
+    x.set(a.x); x.set(b.x, a.x.length);
+    const y = new Int32Array(a.n + b.n);
+    y.set(a.y); y.set(b.y, a.n);
+    return [k, { n: a.n + b.n, dim: a.dim, x, y }];
+  }));
+}
+
+/** An opened backbone of the selection with its own preprocessing. */
+export interface SearchBackbone {
+  spec: string;
+  choice: BackboneChoice;
+  transform: Awaited<ReturnType<typeof inputTransform>>;
+}
+
+/**
+ * Backbone k's part of the search: its tap ids and widths, and the features of every tap × pooling
+ * on the training and validation splits, computed with its own preprocessing (the images as its
+ * own runs see them). Takes the model over and disposes it.
+ */
+export async function cacheBackbone(b: SearchBackbone, k: number, ds: Dataset, workers: number):
+  Promise<{ names: string[]; widths: number[]; train: Map<string, FeatureRows>; val: Map<string, FeatureRows> }> {
+  const tapNames = splitNames(b.choice.model), widthOf = tapWidths(b.choice.model);
+  let all: TapProbeModel;
+  try {
+    all = applyMethod('tap-probe', b.choice.model, ds.classes.length, { taps: tapNames.flatMap((n) => TAP_POOLS.map((p) => `${n}:${p}`)).join(',') }) as TapProbeModel;
+  } catch (e) {
+    b.choice.model.dispose();
+    throw e;
+  }
+  try {
+    all.eval();
+    return {
+      names: tapNames.map((n) => tapId({ backbone: k, name: n })), widths: tapNames.map((n) => widthOf.get(n)!),
+      train: await tapFeatures(all, ds, 'train', b.transform, workers, k), val: await tapFeatures(all, ds, 'val', b.transform, workers, k),
+    };
+  } finally {
+    all.dispose();
+  }
+}
+
+/**
+ * The final run's model for the chosen taps: the backbones they read (others are left out), the
+ * first of them as the run's own `--backbone`, the rest as tap-probe's further backbones.
+ */
+export function finalModel(taps: Tap[], backbones: { spec: string; arch: string; archOptions?: ExtraBackbone['archOptions']; stats: { mean: number[]; std: number[] } }[]):
+  { backbone: string; methodOptions: Record<string, unknown>; backbones: string[] } {
+  const used = [...new Set(taps.map((t) => t.backbone))].sort((a, b) => a - b);
+  const renamed = taps.map((t) => ({ ...t, backbone: used.indexOf(t.backbone) }));
+  const extras = used.slice(1).map((k): ExtraBackbone => ({
+    spec: backbones[k].spec, arch: backbones[k].arch, ...(backbones[k].archOptions ? { archOptions: backbones[k].archOptions } : {}), normalize: backbones[k].stats,
+  }));
+  return {
+    backbone: backbones[used[0]].spec, backbones: used.map((k) => backbones[k].spec),
+    methodOptions: { taps: formatTaps(renamed), ...(extras.length ? { backbones: extras, inputStats: backbones[used[0]].stats } : {}) },
+  };
+}
+
 export async function select(o: SelectOptions): Promise<SelectResult> {
   check(typeof o.data === 'string' && o.data.length > 0, 'select: --data is required');
   check(typeof o.out === 'string' && o.out.length > 0, 'select: --out is required (the folder for the search and the final run)');
-  const seed = o.seed ?? 0, population = o.population ?? 8, generations = o.generations ?? 5, penalty = o.penalty ?? 0.01;
+  const seed = o.seed ?? 0, population = o.population ?? 8, generations = o.generations ?? 5, penalty = o.penalty ?? 0.01, folds = o.folds ?? 3;
   const recipeIn = { epochs: o.epochs ?? 30, batch: o.batch ?? 32, weightDecay: o.weightDecay ?? 5e-4, momentum: o.momentum ?? 0.9 };
   const int = (v: number, name: string, min: number) => check(Number.isInteger(v) && v >= min, `select: --${name} expected an integer >= ${min}, got ${v}`);
   int(seed, 'seed', 0); int(population, 'population', 2); int(generations, 'generations', 0); int(recipeIn.epochs, 'epochs', 1); int(recipeIn.batch, 'batch', 1);
+  int(folds, 'folds', 1);
   check(Number.isFinite(penalty) && penalty >= 0, `select: --penalty expected a number >= 0, got ${penalty}`);
   check(Number.isFinite(recipeIn.weightDecay) && recipeIn.weightDecay >= 0, `select: --wd expected a number >= 0, got ${recipeIn.weightDecay}`);
+  const specs = o.backbone === undefined ? ['default'] : typeof o.backbone === 'string' ? [o.backbone] : [...o.backbone];
+  check(specs.length > 0 && specs.every((b) => typeof b === 'string' && b.length > 0), 'select: --backbone expected a backbone spec');
+  const twice = specs.find((b, i) => specs.indexOf(b) !== i);
+  check(twice === undefined, `select: --backbone '${twice}' is given twice`);
   const dir = path.resolve(o.out);
   for (const f of [SELECT_FILES.search, SELECT_FILES.candidates, 'run.json']) {
     if (fs.existsSync(path.join(dir, f))) throw new InputError(`${dir}: already holds a selection (${f}); use another --out`);
   }
-  const backbone = o.backbone ?? 'default';
   const threads = o.threads ?? 1, workers = o.workers ?? 0;
   const ds = await openDataset(o.data, { seed, shots: o.shots, classes: o.classes, val: o.valFraction, test: o.testFraction });
   checkTrainingSplits(ds, o.data);
   setNumThreads(threads);
   manualSeed(seed);
-  const bb = openBackbone(backbone, ds.classes.length);
-  const names = splitNames(bb.model);
-  const widthOf = tapWidths(bb.model);
-  const space: TapSpace = { names, widths: names.map((n) => widthOf.get(n)!) };
-  const transform = await inputTransform(bb.input, ds);
-  const all = applyMethod('tap-probe', bb.model, ds.classes.length, { taps: names.flatMap((n) => TAP_POOLS.map((p) => `${n}:${p}`)).join(',') }) as TapProbeModel;
+  const opened: SearchBackbone[] = [];
+  let handedOver = 0; // opened models from here on are still ours to dispose
+  let train = new Map<string, FeatureRows>(), val = new Map<string, FeatureRows>();
+  const names: string[] = [], widths: number[] = [];
   const t0 = Date.now();
-  let train: Map<string, FeatureRows>, val: Map<string, FeatureRows>;
   try {
-    all.eval();
-    train = await tapFeatures(all, ds, 'train', transform, workers);
-    val = await tapFeatures(all, ds, 'val', transform, workers);
+    // Every backbone is opened and checked before any features are computed: a bad one fails fast.
+    for (const spec of specs) {
+      const choice = openBackbone(spec, ds.classes.length);
+      opened.push({ spec, choice, transform: await inputTransform(choice.input, ds) });
+    }
+    const first = opened[0].transform;
+    for (const b of opened.slice(1)) {
+      const t = b.transform;
+      check(t.height === first.height && t.width === first.width && t.channels === first.channels,
+        `select: backbone '${b.spec}' takes ${t.height}×${t.width} images with ${t.channels} channels, '${specs[0]}' ${first.height}×${first.width} with ${first.channels}; the backbones of one selection must share input size and channels`);
+    }
+    for (const [k, b] of opened.entries()) {
+      handedOver = k + 1;
+      const c = await cacheBackbone(b, k, ds, workers);
+      names.push(...c.names); widths.push(...c.widths);
+      train = new Map([...train, ...c.train]); val = new Map([...val, ...c.val]);
+    }
   } finally {
-    all.dispose();
+    // tap-probe took the models before handedOver over (and disposed them with itself).
+    for (const b of opened.slice(handedOver)) b.choice.model.dispose();
   }
+  const space: TapSpace = { names, widths };
   const tFeatures = (Date.now() - t0) / 1000;
+
+  const pool = folds > 1 ? pooledRows(train, val) : null;
+  const poolY = pool ? pool.values().next().value!.y : null;
+  if (poolY) checkFolds(poolY, folds, ds.classes);
+  const foldOf = poolY ? stratifiedFolds(poolY, folds, seed) : null;
 
   fs.mkdirSync(dir, { recursive: true });
   const candidatesFile = path.join(dir, SELECT_FILES.candidates);
-  const settings = { data: o.data, backbone, shots: o.shots ?? null, classes: ds.classes, seed, population, generations, penalty, ...recipeIn, threads,
+  const settings = { data: o.data, backbones: specs, shots: o.shots ?? null, classes: ds.classes, seed, population, generations, penalty, folds, ...recipeIn, threads,
     trainImages: ds.splits.train.length, valImages: ds.splits.val!.length, space };
   const t1 = Date.now();
   const evo: Evolution = await evolve(space, (g, key) => {
     const recipe: HeadRecipe = { classes: ds.classes.length, ...recipeIn, seed: mix(seed, hashKey(key)) };
-    return scoreHead(assemble(train, g, space), assemble(val, g, space), g, recipe);
+    return pool ? scoreFolds(assemble(pool, g, space), foldOf!, folds, g, recipe) : scoreHead(assemble(train, g, space), assemble(val, g, space), g, recipe);
   }, { population, generations, seed, penalty }, (c) => {
     appendLine(candidatesFile, JSON.stringify({ ...c, genome: undefined }));
     o.onCandidate?.(c);
@@ -185,19 +286,25 @@ export async function select(o: SelectOptions): Promise<SelectResult> {
   const distinct = evo.candidates.filter((c) => !c.repeat).length;
 
   const best = evo.best;
+  const final = finalModel(best.taps, opened.map((b) => ({
+    spec: b.spec, arch: b.choice.arch, archOptions: b.choice.archOptions, stats: { mean: b.transform.mean, std: b.transform.std },
+  })));
   const t2 = Date.now();
   const run = await fineTune({
-    backbone, data: o.data, shots: o.shots, classes: o.classes, valFraction: o.valFraction, testFraction: o.testFraction, seed,
-    method: 'tap-probe', methodOptions: { taps: formatTaps(best.taps), hidden: best.hidden, dropout: best.dropout },
+    backbone: final.backbone, data: o.data, shots: o.shots, classes: o.classes, valFraction: o.valFraction, testFraction: o.testFraction, seed,
+    method: 'tap-probe', methodOptions: { ...final.methodOptions, hidden: best.hidden, dropout: best.dropout },
     lr: best.lr, epochs: recipeIn.epochs, batch: recipeIn.batch, weightDecay: recipeIn.weightDecay, momentum: recipeIn.momentum,
     augment: false, threads, workers, out: dir, onEvent: o.onEvent,
   });
   const tFinal = (Date.now() - t2) / 1000;
   const seconds = { features: tFeatures, search: tSearch, perCandidate: tSearch / Math.max(1, distinct), final: tFinal };
+  const fitness = folds > 1
+    ? `the ${folds}-fold cross-validated accuracy (stratified by class, seeded) over the pooled training and validation rows of a head trained on cached features`
+    : 'the validation accuracy of a head trained on cached training-split features';
   writeJsonAtomic(path.join(dir, SELECT_FILES.search), {
     version: 1, settings, generations: evo.generations, best: { ...best, genome: undefined }, evaluated: distinct, candidates: evo.candidates.length,
-    final: { dir: '.', valAcc: run.val.acc, testAcc: run.test.acc }, seconds,
-    note: 'fitness = validation accuracy of a head trained on cached training-split features, minus the size penalty; the test split is read once, by the final run',
+    final: { dir: '.', backbones: final.backbones, taps: final.methodOptions.taps, valAcc: run.val.acc, testAcc: run.test.acc }, seconds,
+    note: `fitness = ${fitness}, minus the size penalty; the test split is read once, by the final run`,
   });
-  return { dir, best, generations: evo.generations, evaluated: distinct, run, seconds };
+  return { dir, best, generations: evo.generations, evaluated: distinct, run, seconds, backbones: final.backbones };
 }

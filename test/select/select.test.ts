@@ -2,7 +2,7 @@
  * `adafilter select` (issue 19): cached tap features are the backbone's intermediate outputs bit
  * for bit (and what the final tap-probe model computes); the evolution keeps its best, is
  * deterministic by seed and finds the one informative tap of a synthetic task; on a tiny real task
- * the search reads training and validation images only, ends at least as good as its initial
+ * the search (over two backbones) reads training and validation images only, ends at least as good as its initial
  * population's best, and leaves a run folder that eval reads.
  */
 import { test } from 'node:test';
@@ -131,9 +131,9 @@ function recordOpens(): { events: (SplitOpen & { phase: string })[]; phase: stri
   return r;
 }
 
-test('select on a tiny real task: the search reads only training and validation images, ends at least at its initial best, records every candidate, is deterministic, and leaves a run eval reads', async () => {
+test('select over two backbones on a tiny real task: the search reads only training and validation images (once per backbone), the test split once, last; it ends at least at its initial best, records every candidate, is deterministic, and leaves a run eval reads', async () => {
   const dir = tmpDir('select');
-  const o = { data: 'quickdraw:300-302', backbone: 'default', shots: 6, population: 4, generations: 2, epochs: 8, batch: 8, threads: 1, workers: 0, seed: 3 };
+  const o = { data: 'quickdraw:300-302', backbone: ['default', 'doodles-resnet20'], shots: 6, population: 4, generations: 2, epochs: 8, batch: 8, threads: 1, workers: 0, seed: 3 };
   const rec = recordOpens();
   let r;
   try {
@@ -143,7 +143,7 @@ test('select on a tiny real task: the search reads only training and validation 
     rec.stop();
   }
   const search = rec.events.filter((e) => e.phase === 'search');
-  assert.deepEqual(search.map((e) => e.split).sort(), ['train', 'val'], 'the search opens the training and validation splits, once each');
+  assert.deepEqual(search.map((e) => e.split).sort(), ['train', 'train', 'val', 'val'], 'the search opens the training and validation splits, once each per backbone');
   const tests = rec.events.filter((e) => e.split === 'test');
   assert.equal(tests.length, 1, 'the test split is opened once');
   assert.equal(tests[0].phase, 'final');
@@ -158,11 +158,16 @@ test('select on a tiny real task: the search reads only training and validation 
   assert.equal(saved.generations.length, 3);
   assert.equal(saved.best.key, r.best.key);
   assert.ok(saved.seconds.perCandidate > 0);
+  assert.equal(saved.settings.folds, 3, 'cross-validation is the default');
+  assert.deepEqual(saved.settings.space.names.filter((n: string) => n.endsWith('@1')).length, 10, 'the second backbone\'s ten tap points are in the space');
 
-  // The folder is a run of the chosen taps; eval re-scores it on validation as the run did.
+  // The folder is a run of the chosen taps over the backbones they read; eval re-scores it on validation as the run did.
   const cfg = readRunConfig(path.join(dir, 'a'));
   assert.equal(cfg.method, 'tap-probe');
-  assert.equal(cfg.methodOptions.taps, r.best.taps.map((t) => `${t.name}:${t.pool}`).join(','));
+  const used = [...new Set(r.best.taps.map((t) => t.backbone))].sort();
+  assert.deepEqual(r.backbones, used.map((k) => o.backbone[k]));
+  assert.equal(cfg.backbone, r.backbones[0]);
+  assert.equal(cfg.methodOptions.taps, r.best.taps.map((t) => `${t.name}${used.indexOf(t.backbone) ? `@${used.indexOf(t.backbone)}` : ''}:${t.pool}`).join(','));
   assert.equal(cfg.lr, r.best.lr);
   const ev = await evaluate(path.join(dir, 'a'), { split: 'val' });
   assert.equal(ev.acc, r.run.val.acc);
@@ -174,12 +179,16 @@ test('select on a tiny real task: the search reads only training and validation 
   await assert.rejects(select({ ...o, out: path.join(dir, 'a') }), /already holds a selection/);
 });
 
-test('CLI: a tap that does not exist, two backbones, an unknown flag: one line, exit 2', () => {
+test('CLI: a tap that does not exist (in the backbone, or no such backbone), an unknown or repeated backbone, backbones of different input sizes, bad folds, an unknown flag: one line, exit 2', () => {
   const dir = tmpDir('select-cli');
   const cases: [string[], RegExp][] = [
     [['train', ...SMALL, '--method', 'tap-probe', '--opt', 'taps=layer9.9:mean', '--steps', '1', '--out', path.join(dir, 'x')], /tap 'layer9\.9' does not exist in this backbone; taps: stem, layer1\.0, .*layer3\.2/],
     [['train', ...SMALL, '--method', 'tap-probe', '--opt', 'taps=stem:median', '--steps', '1', '--out', path.join(dir, 'x')], /pool must be mean or max/],
-    [['select', '--data', 'quickdraw:300-302', '--backbone', 'default', '--backbone', 'resnet20', '--out', path.join(dir, 'y')], /one --backbone per search/],
+    [['train', ...SMALL, '--method', 'tap-probe', '--opt', 'taps=layer1.0@1:mean', '--steps', '1', '--out', path.join(dir, 'x')], /tap 'layer1\.0@1': there is no backbone 1/],
+    [['select', '--data', 'quickdraw:300-302', '--backbone', 'default', '--backbone', 'nope', '--out', path.join(dir, 'y')], /unknown backbone 'nope'/],
+    [['select', '--data', 'quickdraw:300-302', '--backbone', 'default', '--backbone', 'default', '--out', path.join(dir, 'y')], /--backbone 'default' is given twice/],
+    [['select', '--data', 'quickdraw:300-302', '--shots', '2', '--backbone', 'default', '--backbone', 'mobilenetv2-0.35', '--out', path.join(dir, 'y')], /must share input size and channels/],
+    [['select', '--data', 'quickdraw:300-302', '--folds', '0', '--out', path.join(dir, 'y')], /--folds: expected an integer >= 1/],
     [['select', '--data', 'quickdraw:300-302', '--taps', 'x', '--out', path.join(dir, 'y')], /select: .*--taps/],
     [['select', '--data', 'quickdraw:300-302', '--population', '1', '--out', path.join(dir, 'y')], /--population: expected an integer >= 2/],
     [['select', '--data', 'quickdraw:300-302', '--shots', '6', '--val-fraction', '1.5', '--out', path.join(dir, 'y')], /val fraction must be in \[0, 1\)/],

@@ -1,0 +1,33 @@
+/**
+ * Stratified, seeded folds for the search's cross-validated fitness: each class's rows are shuffled
+ * by Rng(seed, FOLD_STAGE, class) and dealt to the folds in turn, the deal continuing from class to
+ * class, so every fold holds each class ⌊n_c/F⌋ or ⌈n_c/F⌉ times and the fold sizes differ by at
+ * most one. Every row is in exactly one fold.
+ */
+import { Rng } from '../data/rng';
+import { InputError } from '../errors';
+
+const FOLD_STAGE = 11;
+
+/** The fold (0..folds-1) of each row of labels `y`. */
+export function stratifiedFolds(y: Int32Array, folds: number, seed: number): Int32Array {
+  if (!Number.isInteger(folds) || folds < 2) throw new Error(`internal: stratified folds need at least 2 folds, got ${folds}`);
+  const byClass = new Map<number, number[]>();
+  y.forEach((c, i) => { const rows = byClass.get(c); if (rows) rows.push(i); else byClass.set(c, [i]); });
+  const fold = new Int32Array(y.length);
+  let next = 0;
+  for (const c of [...byClass.keys()].sort((a, b) => a - b)) {
+    for (const i of new Rng(seed, FOLD_STAGE, c).shuffle(byClass.get(c)!)) { fold[i] = next; next = (next + 1) % folds; }
+  }
+  return fold;
+}
+
+/** Each class needs a row in every fold (else some fold's head never sees it held out, or never trains on it). */
+export function checkFolds(y: Int32Array, folds: number, classes: string[]): void {
+  const counts = new Array<number>(classes.length).fill(0);
+  for (const c of y) counts[c]++;
+  const fewest = counts.reduce((m, n, c) => (n < counts[m] ? c : m), 0);
+  if (counts[fewest] < folds) {
+    throw new InputError(`select: --folds ${folds} needs at least ${folds} images of every class in the training and validation splits; '${classes[fewest]}' has ${counts[fewest]} (lower --folds, or --folds 1 for the validation split alone)`);
+  }
+}
