@@ -1,5 +1,6 @@
 import { Tensor } from '../engine/tensor';
 import { tensor } from '../engine/creation';
+import { withBatchRows } from '../engine/random';
 import { Module } from '../nn/module';
 import { InputError } from '../errors';
 import { workerEnv } from './env';
@@ -69,9 +70,13 @@ export class DataParallel {
     return (this.worldSize * this.shareOf(n).length) / n;
   }
 
-  /** A forward pass that backward will follow (see DistributedDataParallel.forward). */
-  forward<T>(run: () => T, outputs: (result: T) => Tensor[]): T {
-    return this.ddp.forward(run, outputs);
+  /**
+   * A forward pass over this rank's share of a global batch of n that backward will follow (see
+   * DistributedDataParallel.forward). Its per-example random draws (Gumbel noise, dropout) are this
+   * rank's rows of the global batch's (withBatchRows), so they do not depend on the world size.
+   */
+  forward<T>(n: number, run: () => T, outputs: (result: T) => Tensor[]): T {
+    return withBatchRows({ global: n, rows: this.shareOf(n) }, () => this.ddp.forward(run, outputs));
   }
 
   /** Whether any rank passes true: every rank gets the same answer (a non-finite loss, a stop request). */

@@ -9,7 +9,7 @@ import { noGrad } from '../engine/autograd';
 import { newFull } from '../engine/creation';
 import { atLeastFloat32 } from '../engine/precision';
 import { deviceType } from '../engine/device';
-import { gumbel } from '../engine/random';
+import { gumbel, perExample } from '../engine/random';
 import { Module } from '../nn/module';
 import { Parameter } from '../nn/parameter';
 import { Conv2d } from '../nn/conv';
@@ -50,7 +50,9 @@ class PolicyState {
 export function gumbelSoftmaxST(logits: Tensor, tau: number): Tensor {
   // The choice is taken in fp32: under autocast the policy's logits are bf16 / fp16.
   const z = atLeastFloat32(logits);
-  const y = softmax(z.add(noGrad(() => gumbel(z.shape, { dtype: z.dtype, device: z.device }))).div(tau), -1);
+  // The noise is per example (perExample): a data-parallel rank gets its rows of the global batch's.
+  const noise = noGrad(() => perExample(z.shape, 0, (s) => gumbel(s, { dtype: z.dtype, device: z.device })));
+  const y = softmax(z.add(noise).div(tau), -1);
   const hard = noGrad(() => aten('aten::one_hot', '', [y.argmax(-1), logits.size(-1)]).to(y.dtype));
   return hard.add(y.sub(y.detach()));
 }

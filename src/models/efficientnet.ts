@@ -6,6 +6,7 @@
  */
 import { aten, Tensor } from '../engine/tensor';
 import { newFull } from '../engine/creation';
+import { perExample } from '../engine/random';
 import { Module } from '../nn/module';
 import { Conv2d } from '../nn/conv';
 import { BatchNorm2d } from '../nn/batchnorm';
@@ -102,7 +103,8 @@ export class MBConv extends Module {
     if (!this.useResidual) return y;
     if (!this.training || this.stochasticDepth === 0) return y.add(x);
     const survival = 1 - this.stochasticDepth;
-    const keep = aten('aten::bernoulli', 'p', [newFull(y, [y.size(0), 1, 1, 1], 0), survival]) as Tensor;
+    // Per example (perExample): a data-parallel rank keeps its rows of the global batch's draw.
+    const keep = perExample([y.size(0), 1, 1, 1], 0, (s) => aten('aten::bernoulli', 'p', [newFull(y, s, 0), survival]) as Tensor);
     return y.mul(keep.div(survival)).add(x);
   }
 

@@ -1,4 +1,7 @@
-import { aten, Tensor } from '../engine/tensor';
+import { aten, atenVoid, Tensor } from '../engine/tensor';
+import { newEmpty } from '../engine/creation';
+import { noGrad } from '../engine/autograd';
+import { inBatchShare, perExample } from '../engine/random';
 
 type Pair = number | [number, number];
 
@@ -55,8 +58,20 @@ export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor =
 export const softmax = (x: Tensor, dim: number): Tensor => aten('aten::softmax', 'int', [x, dim]);
 export const logSoftmax = (x: Tensor, dim: number): Tensor => aten('aten::log_softmax', 'int', [x, dim]);
 
+/**
+ * Dropout over x [N, ...], N the batch. Its mask is per example (perExample): in a forward pass
+ * over a data-parallel rank's share of a global batch, the mask is the rows of the global batch's,
+ * made as aten::dropout makes it on the CPU (bernoulli(1 − p) / (1 − p), then x times it), so a rank
+ * drops what one process with the whole batch drops.
+ */
 export function dropout(x: Tensor, p: number, training: boolean): Tensor {
-  return aten('aten::dropout', '', [x, p, training]);
+  if (!training || p === 0 || p === 1 || !x.numel || !inBatchShare()) return aten('aten::dropout', '', [x, p, training]);
+  const mask = noGrad(() => perExample(x.shape, 0, (s) => {
+    const m = newEmpty(x, s);
+    atenVoid('aten::bernoulli_', 'float', [m, 1 - p]);
+    return m.div_(1 - p);
+  }));
+  return x.mul(mask);
 }
 
 const reductions = { none: 0, mean: 1, sum: 2 } as const;

@@ -7,7 +7,8 @@
  * check at the end that every replica holds the same model.
  *
  * Every rank loads the same global batch (augmentation drawn for all of it, so the images do not
- * depend on the world size) and trains on its DistributedSampler share; only rank 0 writes.
+ * depend on the world size) and trains on its DistributedSampler share, with its rows of the global
+ * batch's Gumbel noise and dropout masks (withBatchRows); only rank 0 writes.
  */
 import { DataParallel, shareOf } from '../dist/data-parallel';
 import { workerEnv } from '../dist/env';
@@ -116,8 +117,9 @@ export class RunRanks {
     return this.dp.lossScale(n);
   }
 
-  forward<T>(run: () => T, outputs: (result: T) => Tensor[]): T {
-    return this.dp.forward(run, outputs);
+  /** The step's forward pass over this rank's share of a global batch of n (DataParallel.forward). */
+  forward<T>(n: number, run: () => T, outputs: (result: T) => Tensor[]): T {
+    return this.dp.forward(n, run, outputs);
   }
 
   /** One collective per step: any rank's non-finite loss or stop request, and the summed loss and hits. */

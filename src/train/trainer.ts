@@ -233,7 +233,7 @@ export async function fineTune(opts: TrainOptions): Promise<RunResult> {
               const pass = cache ? { logits: cache.logits(mine), gates: [] } : model.run(inputsOf(mine, o.device));
               return { logits: pass.logits, l: model.loss(pass, y, { labelSmoothing: o.labelSmoothing }) };
             };
-            return ranks ? ranks.forward(run, (r) => [r.l]) : run();
+            return ranks ? ranks.forward(b.y.length, run, (r) => [r.l]) : run();
           });
           const lv = l.item();
           // Under DDP every rank runs backward (a rank that skipped it would leave the others' gradient

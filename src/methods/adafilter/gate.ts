@@ -15,6 +15,7 @@ import { constant_ } from '../../nn/init';
 import type { OnnxEmitter } from '../../io/onnx/export';
 import { int } from '../../io/onnx/graph';
 import { atLeastFloat32 } from '../../engine/precision';
+import { perExample } from '../../engine/random';
 
 /** Channels in and out of each gated layer, in forward order. */
 export interface GatedLayerShape {
@@ -53,11 +54,12 @@ export function gumbelSigmoidST(z: Tensor, tau: number, noise?: Tensor | null, n
 
 /**
  * G1 − G2 for independent standard Gumbel G1, G2 (a standard logistic sample), without gradient, in
- * the dtype and on the device of `like` (the logits it is added to).
+ * the dtype and on the device of `like` (the logits it is added to). shape[0] is the batch: the
+ * draw is per example (perExample), so a data-parallel rank gets its rows of the global batch's noise.
  */
 export function gumbelDifference(shape: number[], like: Tensor): Tensor {
   return noGrad(() => {
-    const e = newEmpty(like, [2, ...shape]).exponential_(1).log(); // log E = −G
+    const e = perExample([2, ...shape], 1, (s) => newEmpty(like, s).exponential_(1)).log(); // log E = −G
     return e.select(0, 1).sub(e.select(0, 0));
   });
 }
@@ -371,7 +373,7 @@ export class RandomGate extends Module implements GateSource {
     return {
       gate: (layer, x) => {
         const p = Array.isArray(this.fraction) ? this.fraction[layer] : this.fraction;
-        return { g: noGrad(() => newEmpty(x, [batch, this.layers[layer].outChannels]).uniform_(0, 1).lt(p).to(x.dtype)), z: null };
+        return { g: noGrad(() => perExample([batch, this.layers[layer].outChannels], 0, (s) => newEmpty(x, s).uniform_(0, 1)).lt(p).to(x.dtype)), z: null };
       },
     };
   }

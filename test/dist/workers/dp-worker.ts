@@ -27,7 +27,7 @@ async function main(): Promise<void> {
       // The global batch, as every rank's loader yields it; this rank trains on its share.
       const x = dp.take(all.x.narrow(0, start, n)), y = dp.take(all.y.narrow(0, start, n));
       opt.zeroGrad();
-      const l = dp.forward(() => F.crossEntropy(model.forward(x), y), (r) => [r]);
+      const l = dp.forward(n, () => F.crossEntropy(model.forward(x), y), (r) => [r]);
       l.mul(dp.lossScale(n)).backward();
       return [l.item(), y.size(0)] as const;
     });

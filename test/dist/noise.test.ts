@@ -1,0 +1,59 @@
+/**
+ * Per-example noise under data parallelism does not depend on the world size: 2 processes × 1
+ * thread on 127.0.0.1 against one process with the same global batch, float64, for AdaFilter with
+ * Gumbel gates, SpotTune's Gumbel-softmax choice and tap-probe's dropout (BN in eval mode, so the
+ * noise is all that could tell a rank's share from the whole batch). Each rank draws the global
+ * batch's noise from the same generator state and keeps its rows; a rank that drew noise for its
+ * own share only would train on other gates and masks, which the control below shows is far
+ * outside the tolerance.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { tmpDir } from '../helpers/tmp';
+import { runWorkers } from './run-workers';
+import { NOISE_KINDS, NoiseKind, makeNoiseTrainee, noiseBatch, trainNoisy, trainedValues } from './workers/noise-training';
+
+type Params = Record<string, number[]>;
+const NOISE_SEED = 300;
+const TOLERANCE = 1e-10;
+
+function oneProcess(kind: NoiseKind, seed: number): { initial: Params; final: Params } {
+  const t = makeNoiseTrainee(kind);
+  const batch = noiseBatch();
+  const initial = trainedValues(t.model);
+  trainNoisy(t, batch, seed);
+  const final = trainedValues(t.model);
+  t.optimizer.dispose();
+  t.model.dispose();
+  batch.x.dispose();
+  batch.y.dispose();
+  return { initial, final };
+}
+
+/** Largest |a − b| / max(1, |b|) over every parameter. */
+function worst(a: Params, b: Params): number {
+  assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());
+  let w = 0;
+  for (const [k, values] of Object.entries(b)) values.forEach((v, i) => { w = Math.max(w, Math.abs(a[k][i] - v) / Math.max(1, Math.abs(v))); });
+  return w;
+}
+
+test('Gumbel gates (AdaFilter, SpotTune) and dropout (tap-probe), float64: 2 ranks train what one process trains on the same global batch', { timeout: 300_000 }, async (t) => {
+  const out = tmpDir('dist-noise');
+  await runWorkers('noise-worker', [out, String(NOISE_SEED)]);
+  const [r0, r1] = [0, 1].map((r) => JSON.parse(fs.readFileSync(path.join(out, `rank${r}.json`), 'utf8')) as Record<NoiseKind, Params>);
+  for (const kind of NOISE_KINDS) {
+    assert.deepEqual(r1[kind], r0[kind], `${kind}: the ranks differ`);
+    const one = oneProcess(kind, NOISE_SEED);
+    const moved = worst(one.final, one.initial);
+    // The control: other noise (another seed) on the same batch trains other weights, by far more than the tolerance.
+    const otherNoise = worst(oneProcess(kind, NOISE_SEED + 1).final, one.final);
+    const ddp = worst(r0[kind], one.final);
+    t.diagnostic(`${kind}: 2 ranks vs 1 process ${ddp.toPrecision(3)}; other noise ${otherNoise.toPrecision(3)}; moved ${moved.toPrecision(3)}`);
+    assert.ok(moved > 1e-3, `${kind}: training moved the parameters (${moved})`);
+    assert.ok(otherNoise > 1e4 * TOLERANCE, `${kind}: the noise changes what is trained (${otherNoise})`);
+    assert.ok(ddp <= TOLERANCE, `${kind}: 2 ranks differ from one process by ${ddp}`);
+  }
+});
