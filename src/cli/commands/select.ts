@@ -22,7 +22,7 @@ const usage = `usage: adafilter select --data D [--backbone B ...] [--shots K] [
                      the K-th (from 0) are named NAME@K (NAME alone on the first). They must share input
                      size and channels; each keeps its own normalisation
   --folds F (3)      cross-validation folds over training + validation; 1: fitness is the validation
-                     accuracy of a head trained on the training split (the choice before 2026-12-01)
+                     accuracy of a head trained on the training split (the fitness before --folds existed)
   --population P (8) --generations G (5, after the initial population)   --penalty X (0.01)
   --epochs E (30)    head training epochs (search and final run)   --batch N (32)   --wd X (5e-4)
   --seed N (0)       splits, sampling, the search and the heads' initialisation
