@@ -36,8 +36,8 @@ export function headline(s: TransferSummary): string {
     return `**${s.profile}** (a validation search only, no test split read): chose ${chosen.join('; ')}.`;
   }
   if (s.precision?.length) {
-    return `**${s.profile}** (reduced precision against fp32, 3 seeds each): ` + s.precision.map((r) =>
-      `${r.method} on ${r.fp32.cell}: ${r.other.precision} − fp32 ${signed(r.difference)} points (fp32 sd ${f2(r.fp32.std)}, ${r.withinFp32Sd ? 'within' : 'outside'} it)`).join('; ') + '.';
+    return `**${s.profile}** (reduced precision against fp32, test accuracy): ` + s.precision.map((r) =>
+      `${r.method} on ${r.fp32.cell}: ${r.other.precision} − fp32 ${signed(r.difference)} points (fp32 sd ${f2(r.fp32.std)} over ${r.fp32.n} seeds, ${r.withinFp32Sd ? 'within' : 'outside'} it)`).join('; ') + '.';
   }
   if (!s.cells.some((c) => c.methods.includes('adafilter'))) {
     const parts = Object.entries(s.intervals).map(([m, iv]) => `${m} ${signed(iv.estimate)} [${signed(iv.lo)}, ${signed(iv.hi)}] (${iv.pairs} pairs)`);
