@@ -130,7 +130,7 @@ function section(s: TransferSummary, level: string): string {
       const perStep = rs.map((r) => r.secondsPerStep).filter((x): x is number => typeof x === 'number');
       return `${(rs.reduce((a, r) => a + r.costSeconds, 0) / rs.length).toFixed(0)}${perStep.length === rs.length ? ` (${(1000 * perStep.reduce((a, x) => a + x, 0) / perStep.length).toFixed(1)})` : ''}`;
     })])));
-    const searches = s.runs.flatMap((r) => (r.search ? [r.search] : []));
+    const searches = s.runs.flatMap((r) => (r.selectCost ? [r.selectCost] : []));
     const avg = (f: (x: (typeof searches)[number]) => number, digits = 1) => (searches.reduce((a, x) => a + f(x), 0) / searches.length).toFixed(digits);
     const selectCost = searches.length ? `select's figure is its whole search: tap features once (mean ${avg((x) => x.features)} s), the candidates' heads ` +
       `(${avg((x) => x.search)} s for ${avg((x) => x.evaluated)} distinct genomes, ${avg((x) => x.perCandidate, 2)} s each) and the final tap-probe run ` +

@@ -146,7 +146,7 @@ export interface RunRow extends RunRecord {
   precision: string;
   gates: ReturnType<typeof gateSummary>;
   /** select only: its seconds by step (select.json) and the distinct genomes it scored. */
-  search?: { features: number; search: number; perCandidate: number; final: number; evaluated: number };
+  selectCost?: { features: number; search: number; perCandidate: number; final: number; evaluated: number };
 }
 
 export interface PrecisionSide { cell: string; precision: string; n: number; mean: number; std: number; trainSeconds: number }
@@ -417,7 +417,7 @@ function summarise(p: Profile, out: string, cells: CellPlan[], chosen: TransferS
           trainSeconds: r.trainSeconds, costSeconds: search ? search.features + search.search + search.final : r.trainSeconds,
           secondsPerStep: cfg.steps ? r.trainSeconds / cfg.steps : null,
           lr: cfg.lr, gateLr: GATED.has(m) ? cfg.gateLr : null, precision: cfg.precision ?? 'fp32', gates: gateSummary(r),
-          ...(search ? { search } : {}),
+          ...(search ? { selectCost: search } : {}),
         });
       }
       const lacking = Array.from({ length: n }, (_, s) => s).filter((s) => !have.includes(s));
@@ -495,7 +495,7 @@ function summarise(p: Profile, out: string, cells: CellPlan[], chosen: TransferS
 }
 
 /** A select seed's seconds by step from its select.json; null while the search has not finished. */
-function readSearchCost(dir: string): RunRow['search'] | null {
+function readSearchCost(dir: string): RunRow['selectCost'] | null {
   const file = path.join(dir, SELECT_FILES.search);
   if (!fs.existsSync(file)) return null;
   const j = JSON.parse(fs.readFileSync(file, 'utf8')) as { seconds: { features: number; search: number; perCandidate: number; final: number }; evaluated: number };

@@ -87,7 +87,7 @@ test('end to end: a select cell and a bf16 cell run through the workers, rows ca
   assert.equal(search.settings.data, 'quickdraw:300-302');
   assert.equal(sel.testAcc, search.final.testAcc);
   assert.equal(sel.lr, search.best.lr);
-  assert.ok(sel.search && sel.search.evaluated >= 1 && sel.search.evaluated <= 4, JSON.stringify(sel.search));
+  assert.ok(sel.selectCost && sel.selectCost.evaluated >= 1 && sel.selectCost.evaluated <= 4, JSON.stringify(sel.selectCost));
   close(sel.costSeconds, search.seconds.features + search.seconds.search + search.seconds.final);
   assert.equal(sel.gateLr, null);
   assert.equal(s.chosen.resnet20.select, undefined, 'select has no lr setting');
@@ -121,4 +121,11 @@ test('end to end: a select cell and a bf16 cell run through the workers, rows ca
   const again = await runTransfer({ profile: tiny, out, jobs: 1, threads: 1, log: () => {} });
   assert.deepEqual(again.runs, s.runs);
   assert.equal(fs.statSync(path.join(selDir, 'select.json')).mtimeMs, stamp);
+  // A search stopped before select.json is unfinished: the report lists it missing, the next run starts it over, same seed → same row.
+  fs.rmSync(path.join(selDir, 'select.json'));
+  const stopped = await runTransfer({ profile: tiny, out, jobs: 1, threads: 1, train: false, log: () => {} });
+  assert.deepEqual(stopped.missing.map((m) => [m.cell, m.method, m.seeds]), [['qd-3shot', 'select', [0]]]);
+  const resumed = await runTransfer({ profile: tiny, out, jobs: 1, threads: 1, log: () => {} });
+  const again2 = resumed.runs.find((r) => r.method === 'select')!;
+  assert.deepEqual([again2.testAcc, again2.valAcc, again2.lr, again2.selectCost!.evaluated], [sel.testAcc, sel.valAcc, sel.lr, sel.selectCost!.evaluated]);
 });
