@@ -243,7 +243,9 @@ export async function select(o: SelectOptions): Promise<SelectResult> {
     // Every backbone is opened and checked before any features are computed: a bad one fails fast.
     for (const spec of specs) {
       const choice = openBackbone(spec, ds.classes.length);
-      opened.push({ spec, choice, transform: await inputTransform(choice.input, ds) });
+      let transform: SearchBackbone['transform'];
+      try { transform = await inputTransform(choice.input, ds); } catch (e) { choice.model.dispose(); throw e; }
+      opened.push({ spec, choice, transform });
     }
     const first = opened[0].transform;
     for (const b of opened.slice(1)) {
@@ -251,6 +253,12 @@ export async function select(o: SelectOptions): Promise<SelectResult> {
       check(t.height === first.height && t.width === first.width && t.channels === first.channels,
         `select: backbone '${b.spec}' takes ${t.height}×${t.width} images with ${t.channels} channels, '${specs[0]}' ${first.height}×${first.width} with ${first.channels}; the backbones of one selection must share input size and channels`);
     }
+    // Random weights are drawn afresh wherever a backbone is opened: over several backbones the
+    // final run opens them in another order than the search, so its random weights would not be
+    // the ones the search scored. One backbone is opened first in both (right after the seed).
+    const random = opened.find((b) => !b.choice.pretrained);
+    check(opened.length === 1 || random === undefined,
+      `select: backbone '${random?.spec}' has random weights; a selection over several backbones takes pretrained ones (a shipped name or a weights file)`);
     for (const [k, b] of opened.entries()) {
       handedOver = k + 1;
       const c = await cacheBackbone(b, k, ds, workers);

@@ -159,6 +159,8 @@ test('select over two backbones on a tiny real task: the search reads only train
   assert.equal(saved.best.key, r.best.key);
   assert.ok(saved.seconds.perCandidate > 0);
   assert.equal(saved.settings.folds, 3, 'cross-validation is the default');
+  const pooled = saved.settings.trainImages + saved.settings.valImages;
+  assert.ok(lines.every((c) => Math.abs(c.valAcc * pooled - Math.round(c.valAcc * pooled)) < 1e-9), 'every pooled image is scored once: accuracies are k / (train + val)');
   assert.deepEqual(saved.settings.space.names.filter((n: string) => n.endsWith('@1')).length, 10, 'the second backbone\'s ten tap points are in the space');
 
   // The folder is a run of the chosen taps over the backbones they read; eval re-scores it on validation as the run did.
@@ -177,6 +179,14 @@ test('select over two backbones on a tiny real task: the search reads only train
   assert.equal(strip(path.join(dir, 'b', 'candidates.jsonl')), strip(path.join(dir, 'a', 'candidates.jsonl')), 'same seed, same candidates');
   assert.equal(again.run.test.acc, r.run.test.acc);
   await assert.rejects(select({ ...o, out: path.join(dir, 'a') }), /already holds a selection/);
+
+  // --folds 1: the validation split alone is scored (by heads trained on the training split), one backbone as a plain string.
+  const held = await select({ ...o, backbone: 'default', folds: 1, population: 2, generations: 1, epochs: 2, out: path.join(dir, 'c') });
+  const heldLines = fs.readFileSync(path.join(dir, 'c', 'candidates.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const v = JSON.parse(fs.readFileSync(path.join(dir, 'c', 'select.json'), 'utf8')).settings.valImages;
+  assert.ok(heldLines.every((c) => Math.abs(c.valAcc * v - Math.round(c.valAcc * v)) < 1e-9), 'accuracies are k / val');
+  assert.deepEqual(held.backbones, ['default']);
+  assert.match(JSON.parse(fs.readFileSync(path.join(dir, 'c', 'select.json'), 'utf8')).note, /validation accuracy of a head trained on cached training-split features/);
 });
 
 test('CLI: a tap that does not exist (in the backbone, or no such backbone), an unknown or repeated backbone, backbones of different input sizes, bad folds, an unknown flag: one line, exit 2', () => {
@@ -189,6 +199,8 @@ test('CLI: a tap that does not exist (in the backbone, or no such backbone), an 
     [['select', '--data', 'quickdraw:300-302', '--backbone', 'default', '--backbone', 'default', '--out', path.join(dir, 'y')], /--backbone 'default' is given twice/],
     [['select', '--data', 'quickdraw:300-302', '--shots', '2', '--backbone', 'default', '--backbone', 'mobilenetv2-0.35', '--out', path.join(dir, 'y')], /must share input size and channels/],
     [['select', '--data', 'quickdraw:300-302', '--folds', '0', '--out', path.join(dir, 'y')], /--folds: expected an integer >= 1/],
+    [['select', '--data', 'quickdraw:300-302', '--shots', '2', '--backbone', 'default', '--backbone', 'resnet20', '--out', path.join(dir, 'y')], /backbone 'resnet20' has random weights; a selection over several backbones takes pretrained ones/],
+    [['select', '--data', 'quickdraw:300-302', '--shots', '2', '--folds', '50', '--out', path.join(dir, 'y')], /--folds 50 needs at least 50 images of every class in the training and validation splits; '.*' has \d+/],
     [['select', '--data', 'quickdraw:300-302', '--taps', 'x', '--out', path.join(dir, 'y')], /select: .*--taps/],
     [['select', '--data', 'quickdraw:300-302', '--population', '1', '--out', path.join(dir, 'y')], /--population: expected an integer >= 2/],
     [['select', '--data', 'quickdraw:300-302', '--shots', '6', '--val-fraction', '1.5', '--out', path.join(dir, 'y')], /val fraction must be in \[0, 1\)/],

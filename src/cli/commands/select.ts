@@ -20,7 +20,7 @@ const usage = `usage: adafilter select --data D [--backbone B ...] [--shots K] [
   generation, the choice and the cost.
   --backbone B       a backbone spec (default: the shipped one); repeat it to search several: taps of
                      the K-th (from 0) are named NAME@K (NAME alone on the first). They must share input
-                     size and channels; each keeps its own normalisation
+                     size and channels and be pretrained; each keeps its own normalisation
   --folds F (3)      cross-validation folds over training + validation; 1: fitness is the validation
                      accuracy of a head trained on the training split (the fitness before --folds existed)
   --population P (8) --generations G (5, after the initial population)   --penalty X (0.01)
