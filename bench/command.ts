@@ -6,6 +6,7 @@ import { Command, intFlag, parseFlags } from '../src/cli/command';
 import { InputError } from '../src/errors';
 import { getMethod } from '../src/methods/registry';
 import { runThroughput } from './throughput';
+import { runDistThroughput } from './throughput-dist';
 import type { Precision } from '../src/engine/precision';
 import { runDataBench } from './data';
 import { compareMethodCost } from './methods';
@@ -15,8 +16,13 @@ import { headline } from './transfer-report';
 
 const usage = `usage: adafilter bench throughput [--arch A] [--batch N] [--threads N] [--steps N] [--warmup N]
                                   [--rounds N] [--channels-last] [--precision fp32|bf16] [--device D] [--no-peer] [--method M] [--json]
+                                  [--nproc-per-node N]
   Times forward passes and SGD training steps here and in PyTorch (Debian python3-torch),
   alternately in one run; prints images/s for both and the ratio adafilter / pytorch.
+  --nproc-per-node N: our DDP training instead, N processes x --threads each (Gloo on 127.0.0.1,
+  --batch the global batch, batch/N per rank), against one process with N x --threads threads on
+  the same global batch, alternately; images/s of both, scaling efficiency, gradient buckets and
+  all-reduce bytes per step.
   --precision bf16: both sides under bf16 autocast (fp32 weights and SGD step); --device cuda[:N]:
   both sides on that GPU (the addon built against a CUDA libtorch, README), each step synchronised.
   With --method M (other than finetune): M's training and forward cost against finetune's on the
@@ -72,10 +78,11 @@ async function throughput(argv: string[]): Promise<number> {
     arch: { type: 'string' }, batch: { type: 'string' }, threads: { type: 'string' },
     steps: { type: 'string' }, warmup: { type: 'string' }, rounds: { type: 'string' },
     'channels-last': { type: 'boolean' }, 'no-peer': { type: 'boolean' }, json: { type: 'boolean' },
-    method: { type: 'string' }, precision: { type: 'string' }, device: { type: 'string' },
+    method: { type: 'string' }, precision: { type: 'string' }, device: { type: 'string' }, 'nproc-per-node': { type: 'string' },
   }, 'bench throughput');
   const method = (values.method as string | undefined) ?? 'finetune';
   getMethod(method);
+  if (values['nproc-per-node'] !== undefined) return dataParallelThroughput(values, method);
   if (method !== 'finetune') {
     const r = compareMethodCost({
       method, arch: (values.arch as string | undefined) ?? 'resnet20',
@@ -112,6 +119,33 @@ async function throughput(argv: string[]): Promise<number> {
     process.stdout.write(`${result.arch}, batch ${result.batch}, ${result.threads} threads, ${result.precision} on ${result.device}\n${line('adafilter', a)}\n`);
     if (p) process.stdout.write(`${line('pytorch', p)}\nratio      forward ${(result.forward_ratio as number).toFixed(2)}  train ${(result.train_ratio as number).toFixed(2)}\n`);
   }
+  return 0;
+}
+
+async function dataParallelThroughput(values: Record<string, unknown>, method: string): Promise<number> {
+  for (const [flag, given] of [['--method', method !== 'finetune'], ['--precision', values.precision !== undefined && values.precision !== 'fp32'],
+    ['--device', values.device !== undefined && values.device !== 'cpu'], ['--channels-last', Boolean(values['channels-last'])]] as const) {
+    if (given) throw new InputError(`bench throughput --nproc-per-node: ${flag} is not supported (finetune, fp32, cpu, contiguous: what the data-parallel side runs)`);
+  }
+  const r = await runDistThroughput({
+    arch: (values.arch as string | undefined) ?? 'resnet20',
+    batch: intFlag(values.batch as string | undefined, 'batch', 32),
+    nproc: intFlag(values['nproc-per-node'] as string | undefined, 'nproc-per-node', 2),
+    threads: intFlag(values.threads as string | undefined, 'threads', 1),
+    steps: intFlag(values.steps as string | undefined, 'steps', 3),
+    warmup: intFlag(values.warmup as string | undefined, 'warmup', 2, 0),
+    rounds: intFlag(values.rounds as string | undefined, 'rounds', 5),
+  });
+  if (values.json) {
+    process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    return 0;
+  }
+  const mb = (b: number) => (b / 2 ** 20).toFixed(2);
+  process.stdout.write(`${r.arch}, global batch ${r.global_batch}, fp32 on cpu\n` +
+    `${`1 process x ${r.one_process.threads} threads`.padEnd(26)} train ${r.one_process.train_img_s.toFixed(1).padStart(8)} img/s\n` +
+    `${`${r.nproc_per_node} processes x ${r.threads_per_process} threads`.padEnd(26)} train ${r.data_parallel.train_img_s.toFixed(1).padStart(8)} img/s (batch ${r.rank_batch} per rank)\n` +
+    `scaling efficiency ${r.scaling_efficiency.toFixed(2)}; ${r.gradients.bucket_count} gradient buckets (${r.gradients.bucket_bytes.map(mb).join(', ')} MB), ` +
+    `${mb(r.allreduce.bytes_per_step)} MB all-reduced per step\n`);
   return 0;
 }
 

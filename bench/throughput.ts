@@ -53,7 +53,7 @@ function side(batch: number, fwd: number[], train: number[], flops: number, rss:
   };
 }
 
-const settle = () => new Promise((resolve) => setTimeout(resolve, 200));
+export const settle = () => new Promise((resolve) => setTimeout(resolve, 200));
 
 /** Times forward passes and SGD training steps of one architecture here and in PyTorch, alternately. */
 export async function runThroughput(o: ThroughputOptions) {

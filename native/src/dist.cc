@@ -415,6 +415,28 @@ Napi::Value DdpPrepareBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ddpBuckets(id) -> [{ bytes, parameters }]: the Reducer's gradient buckets in the order they are
+// all-reduced (after the first step: as rebuilt from the order its gradients became ready).
+Napi::Value DdpBuckets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto ddp = ddpFrom(info, "ddpBuckets");
+  std::vector<c10d::GradBucket> buckets;
+  try {
+    buckets = ddp->reducer->get_grad_buckets(/*return_zero_tensors=*/false);
+  } catch (...) {
+    fail(env, ddp->group->where("DDP buckets") + ": " + describe(std::current_exception()));
+  }
+  Napi::Array out = Napi::Array::New(env, buckets.size());
+  for (size_t i = 0; i < buckets.size(); i++) {
+    const at::Tensor& b = buckets[i].getBuffer();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("bytes", Napi::Number::New(env, static_cast<double>(b.numel() * b.element_size())));
+    o.Set("parameters", Napi::Number::New(env, static_cast<double>(buckets[i].getParameters().size())));
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
 Napi::Value DdpDestroy(const Napi::CallbackInfo& info) {
   int64_t id = intArg(info, 0, "ddpDestroy");
   if (id >= 0 && static_cast<size_t>(id) < ddps.size() && ddps[id]) {
@@ -443,6 +465,7 @@ Napi::Value DistSyncFromRank0(const Napi::CallbackInfo& info) { return unavailab
 Napi::Value DdpCreate(const Napi::CallbackInfo& info) { return unavailable(info); }
 Napi::Value DdpPrepareForward(const Napi::CallbackInfo& info) { return unavailable(info); }
 Napi::Value DdpPrepareBackward(const Napi::CallbackInfo& info) { return unavailable(info); }
+Napi::Value DdpBuckets(const Napi::CallbackInfo& info) { return unavailable(info); }
 Napi::Value DdpDestroy(const Napi::CallbackInfo& info) { return info.Env().Undefined(); }
 
 #endif  // USE_C10D_GLOO
@@ -462,5 +485,6 @@ void RegisterDist(Napi::Env env, Napi::Object exports) {
   EXPORT("ddpCreate", DdpCreate);
   EXPORT("ddpPrepareForward", DdpPrepareForward);
   EXPORT("ddpPrepareBackward", DdpPrepareBackward);
+  EXPORT("ddpBuckets", DdpBuckets);
   EXPORT("ddpDestroy", DdpDestroy);
 }

@@ -6,6 +6,7 @@ import { InputError } from '../errors';
 import { workerEnv } from './env';
 import { ProcessGroup, DEFAULT_TIMEOUT_MS } from './process-group';
 import { DistributedDataParallel, DdpOptions } from './ddp';
+import type { GradientBucket } from './native';
 
 /**
  * What a training loop needs to run as one rank of a data-parallel job, in one place: every rank
@@ -99,6 +100,11 @@ export class DataParallel {
   /** Rank 0's buffers (BN's running statistics) on every rank: before evaluation and saving. */
   syncBuffers(): Promise<void> {
     return this.ddp.syncBuffers();
+  }
+
+  /** The wrapped model's gradient buckets (DistributedDataParallel.buckets). */
+  buckets(): GradientBucket[] {
+    return this.ddp.buckets();
   }
 
   barrier(): Promise<void> {

@@ -1,6 +1,6 @@
 import { Tensor } from '../engine/tensor';
 import { Module } from '../nn/module';
-import { distNative } from './native';
+import { distNative, GradientBucket } from './native';
 import { ProcessGroup } from './process-group';
 
 export interface DdpOptions {
@@ -64,6 +64,14 @@ export class DistributedDataParallel {
    */
   syncBuffers(): Promise<void> {
     return this.group.syncFromRank0(this.buffers);
+  }
+
+  /**
+   * The gradient buckets in the order they are all-reduced, one all-reduce each per step: from the
+   * registration order before the first step, rebuilt by then from the order gradients became ready.
+   */
+  buckets(): GradientBucket[] {
+    return distNative.ddpBuckets(this.id);
   }
 
   /** Removes the gradient hooks; the module trains alone again. Disposing twice is harmless. */

@@ -16,7 +16,14 @@ export interface DistNative {
   ddpCreate(group: number, params: TensorHandle[], o: { bucketCapBytes: number; findUnused: boolean; names?: string[] }): number;
   ddpPrepareForward(ddp: number): void;
   ddpPrepareBackward(ddp: number, outputs: TensorHandle[]): void;
+  ddpBuckets(ddp: number): GradientBucket[];
   ddpDestroy(ddp: number): void;
+}
+
+/** One of the Reducer's gradient buckets: its flat buffer's size and how many parameters' gradients it holds. */
+export interface GradientBucket {
+  bytes: number;
+  parameters: number;
 }
 
 export type ReduceOp = 'sum' | 'product' | 'min' | 'max';
