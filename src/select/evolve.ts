@@ -22,6 +22,7 @@ export interface Candidate {
   lr: number;
   /** Concatenated feature width of its taps. */
   width: number;
+  /** Held-out accuracy and loss of its head (fitness.ts: cross-validated, or on the validation split). */
   valAcc: number;
   valLoss: number;
   /** valAcc − penalty · width / (width of every tap). */
@@ -44,7 +45,7 @@ export interface EvolveOptions {
   population: number;
   generations: number;
   seed: number;
-  /** Fitness lost by using every tap at once (default 0.01: one validation point in 100). */
+  /** Fitness lost by using every tap at once (default 0.01: one held-out point in 100). */
   penalty: number;
   /** Tournament size (default 3). */
   tournament?: number;
@@ -56,7 +57,7 @@ export interface Evolution {
   generations: GenerationRecord[];
 }
 
-/** Higher fitness, then lower validation loss, then the earlier candidate. */
+/** Higher fitness, then lower held-out loss, then the earlier candidate. */
 export function better(a: Candidate, b: Candidate): boolean {
   if (a.fitness !== b.fitness) return a.fitness > b.fitness;
   if (a.valLoss !== b.valLoss) return a.valLoss < b.valLoss;

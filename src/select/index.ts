@@ -232,6 +232,7 @@ export async function select(o: SelectOptions): Promise<SelectResult> {
   const threads = o.threads ?? 1, workers = o.workers ?? 0;
   const ds = await openDataset(o.data, { seed, shots: o.shots, classes: o.classes, val: o.valFraction, test: o.testFraction });
   checkTrainingSplits(ds, o.data);
+  if (folds > 1) checkFolds(Int32Array.from([...ds.splits.train, ...ds.splits.val!], (it) => it.label), folds, ds.classes);
   setNumThreads(threads);
   manualSeed(seed);
   const opened: SearchBackbone[] = [];
@@ -274,7 +275,6 @@ export async function select(o: SelectOptions): Promise<SelectResult> {
 
   const pool = folds > 1 ? pooledRows(train, val) : null;
   const poolY = pool ? pool.values().next().value!.y : null;
-  if (poolY) checkFolds(poolY, folds, ds.classes);
   const foldOf = poolY ? stratifiedFolds(poolY, folds, seed) : null;
 
   fs.mkdirSync(dir, { recursive: true });
