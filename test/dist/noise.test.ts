@@ -5,13 +5,16 @@
  * noise is all that could tell a rank's share from the whole batch). Each rank draws the global
  * batch's noise from the same generator state and keeps its rows; a rank that drew noise for its
  * own share only would train on other gates and masks, which the control below shows is far
- * outside the tolerance.
+ * outside the tolerance. And through the trainer: `adafilter train --method tap-probe` with dropout
+ * on 2 processes trains what one process trains, within float32 summation order.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tmpDir } from '../helpers/tmp';
+import { decodeSafetensors } from '../../src/io/safetensors';
+import { cli, SMALL } from '../train/helpers';
 import { runWorkers } from './run-workers';
 import { NOISE_KINDS, NoiseKind, makeNoiseTrainee, noiseBatch, trainNoisy, trainedValues } from './workers/noise-training';
 
@@ -56,4 +59,35 @@ test('Gumbel gates (AdaFilter, SpotTune) and dropout (tap-probe), float64: 2 ran
     assert.ok(otherNoise > 1e4 * TOLERANCE, `${kind}: the noise changes what is trained (${otherNoise})`);
     assert.ok(ddp <= TOLERANCE, `${kind}: 2 ranks differ from one process by ${ddp}`);
   }
+});
+
+/** Largest |a − b| / max(1, |a|) over the tensors of two safetensors files. */
+function fileDifference(a: string, b: string): number {
+  const [x, y] = [a, b].map((f) => decodeSafetensors(fs.readFileSync(f), f).tensors);
+  assert.deepEqual([...y.keys()].sort(), [...x.keys()].sort());
+  let w = 0;
+  for (const [k, t] of x) {
+    const u = y.get(k)!.toArray();
+    t.toArray().forEach((v, i) => { w = Math.max(w, Math.abs(v - u[i]) / Math.max(1, Math.abs(v))); });
+  }
+  for (const t of [...x.values(), ...y.values()]) t.dispose();
+  return w;
+}
+
+test('train --method tap-probe with dropout 0.5 on 2 processes: the weights one process trains, within float32 summation order', { timeout: 300_000 }, (t) => {
+  const args = (p: number) => ['train', '--method', 'tap-probe', '--opt', 'taps=layer2.2:mean,layer3.2:max', '--opt', 'hidden=16', '--opt', `dropout=${p}`, ...SMALL, '--steps', '6'];
+  const runs = ['one', 'two', 'none'].map((tag) => path.join(tmpDir(`dp-dropout-${tag}`), 'run'));
+  const r1 = cli(...args(0.5), '--out', runs[0]);
+  assert.equal(r1.status, 0, r1.stderr);
+  const r2 = cli(...args(0.5), '--out', runs[1], '--nproc-per-node', '2');
+  assert.equal(r2.status, 0, r2.stderr);
+  // The control: without dropout the same run trains other weights, so masks that differed would show.
+  const r3 = cli(...args(0), '--out', runs[2]);
+  assert.equal(r3.status, 0, r3.stderr);
+  const checkpoint = (dir: string) => path.join(dir, 'checkpoint.safetensors');
+  const ddp = fileDifference(checkpoint(runs[0]), checkpoint(runs[1]));
+  const masks = fileDifference(checkpoint(runs[0]), checkpoint(runs[2]));
+  t.diagnostic(`tap-probe dropout 0.5, 2 ranks vs 1 process: ${ddp.toPrecision(3)} (checkpoint, momentum included); without dropout: ${masks.toPrecision(3)}`);
+  assert.ok(ddp <= 1e-5, `2 ranks differ from one process by ${ddp}`);
+  assert.ok(masks > 1e-3, `dropout changes what is trained (${masks})`);
 });
