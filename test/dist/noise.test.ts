@@ -14,6 +14,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tmpDir } from '../helpers/tmp';
 import { decodeSafetensors } from '../../src/io/safetensors';
+import { manualSeed, randn, withBatchRows, perExample } from '../../src/engine/random';
+import { tensor } from '../../src/engine/creation';
+import { tidy } from '../../src/engine/scope';
+import { dropout } from '../../src/nn/functional';
 import { cli, SMALL } from '../train/helpers';
 import { runWorkers } from './run-workers';
 import { NOISE_KINDS, NoiseKind, makeNoiseTrainee, noiseBatch, trainNoisy, trainedValues } from './workers/noise-training';
@@ -42,6 +46,24 @@ function worst(a: Params, b: Params): number {
   for (const [k, values] of Object.entries(b)) values.forEach((v, i) => { w = Math.max(w, Math.abs(a[k][i] - v) / Math.max(1, Math.abs(v))); });
   return w;
 }
+
+test('dropout under withBatchRows: with every row, aten::dropout bit for bit; with a share, that share\'s rows of it', () => {
+  tidy(() => {
+    manualSeed(1);
+    const x = randn([6, 7]);
+    const masked = (rows: number[] | null, input = x) => {
+      manualSeed(3);
+      const run = () => dropout(input, 0.3, true).toArray() as number[];
+      return rows ? withBatchRows({ global: 6, rows }, run) : run();
+    };
+    const whole = masked(null);
+    assert.ok(whole.some((v) => v === 0) && whole.some((v) => v !== 0), 'some dropped, some kept');
+    assert.deepEqual(masked([0, 1, 2, 3, 4, 5]), whole);
+    const share = masked([1, 3, 5], x.indexSelect(0, tensor([1, 3, 5], { dtype: 'int64' })));
+    assert.deepEqual(share, [1, 3, 5].flatMap((j) => whole.slice(j * 7, (j + 1) * 7)));
+    assert.throws(() => withBatchRows({ global: 6, rows: [0, 2, 4] }, () => perExample([2, 7], 0, (s) => randn(s))), /per-example draw over 2 examples in a pass that holds 3 of 6/);
+  });
+});
 
 test('Gumbel gates (AdaFilter, SpotTune) and dropout (tap-probe), float64: 2 ranks train what one process trains on the same global batch', { timeout: 300_000 }, async (t) => {
   const out = tmpDir('dist-noise');
