@@ -439,7 +439,7 @@ PROFILES.related = {
   select: SELECT_DEFAULTS,
   cuts: [
     '3 seeds; the nsfwjs cells; no lr search for gna (lr 0.03) and no search of its ratio or layers (defaults: ratio 0.5, every conv)',
-    'select at population 8 and 5 generations, one backbone, a held-out validation split (no cross-validation)',
+    'select at population 8 and 5 generations, one backbone (the cell\'s), select\'s default fitness: 3-fold cross-validation over the cell\'s train+validation images',
   ],
 };
 
