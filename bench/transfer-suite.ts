@@ -55,6 +55,24 @@ export interface CellSpec {
   precision?: Precision;
   /** A reduced-precision cell: the same cell in fp32, which the precision table compares it with. */
   fp32Cell?: string;
+  /** A made-up small folder written under the out folder from real images (data is then null). */
+  folder?: FolderSpec;
+}
+
+/**
+ * A small image folder the benchmark writes itself (issue 14's "made-up small folders"): perClass
+ * images of each chosen class of a source, as PNG files in one subfolder per class, optionally
+ * resized; no split folders, so the folder source carves validation and test by seed as it would
+ * for a user's folder.
+ */
+export interface FolderSpec {
+  /** Folder name under OUT/data/. */
+  name: string;
+  /** A dataset name whose images are copied (all its classes). */
+  source: string;
+  perClass: number;
+  /** Side in pixels of the written images (default: the source's). */
+  size?: number;
 }
 
 /**
@@ -103,6 +121,8 @@ export interface Profile {
   cuts: string[];
   /** The select cells' search size (default SELECT_DEFAULTS). */
   select?: SelectSettings;
+  /** Issue 14's defaults measurement instead of method comparisons (cells stays empty). */
+  defaults?: DefaultsSpec;
 }
 
 export const ALL_METHODS = ['linear-probe', 'finetune', 'l2sp', 'bss', 'spottune', 'adafilter', 'adafilter-nogbn', 'random-filter', 'adafilter-static'];
@@ -114,10 +134,16 @@ export function epochsFor(p: Pick<Profile, 'epochImages' | 'minEpochs' | 'maxEpo
 }
 
 /** The dataset name a cell trains on: subsets live under the out folder as a CSV manifest. */
-export function dataNameOf(cell: Pick<CellSpec, 'data' | 'subset'>, out: string): string {
+export function dataNameOf(cell: Pick<CellSpec, 'data' | 'subset' | 'folder'>, out: string): string {
   if (cell.data) return cell.data;
+  if (cell.folder) return `folder:${folderDirOf(cell.folder, out)}`;
   const s = cell.subset!;
   return path.join(out, 'data', `${s.source}-${s.train}-${s.val}-${s.test}.csv`);
+}
+
+/** Where a made-up folder lives under the out folder. */
+export function folderDirOf(f: FolderSpec, out: string): string {
+  return path.join(out, 'data', `folder-${f.name}`);
 }
 
 // The profiles before issue 15 measured the backbone that was the default then; it ships by name,
@@ -468,4 +494,60 @@ PROFILES.bf16 = {
   methodOrder: ['finetune', 'adafilter'],
   interleave: ['finetune', 'adafilter'],
   cuts: ['two cells, two methods, 3 seeds per precision; fp16 (CUDA only) not measured'],
+};
+
+/**
+ * Issue 14's acceptance measurement: does a run with no budget or lr flags come close to the best
+ * point of a grid around it? Per cell and method: a lr × budget grid (lr as factors of the default
+ * 0.01, the gate lr following at the method's default ratio because it is left to the trainer;
+ * budget as factors of the default step rule's steps), the plain default run and `--auto`.
+ */
+export interface DefaultsSpec {
+  cells: CellSpec[];
+  methods: string[];
+  /** Factors of the default lr (TRAIN_DEFAULTS.lr); 1 = the lr flag left out. */
+  lrFactors: number[];
+  /** Factors of the default budget's steps; 1 = the step flag left out. */
+  budgetFactors: number[];
+  /** Acceptance: the default within this many points of the grid's best test accuracy, --auto within autoGap. */
+  defaultGap: number;
+  autoGap: number;
+}
+
+const QD_NEW = 'quickdraw:335-339';
+/**
+ * The defaults profile (issue 14). Every run has the trainer's defaults (batch 32, the shipped
+ * `default` backbone and its preprocessing, augmentation, cosine) but for the grid's flags.
+ *   node bin/adafilter.js bench transfer --profile defaults --out bench-results/defaults
+ */
+PROFILES.defaults = {
+  name: 'defaults',
+  description: 'issue 14: the default run and --auto against a 3 lr × 3 budget grid (finetune, adafilter; default backbone; seed 0) on 4 benchmark cells and 2 made-up small folders',
+  seeds: 1, batch: 32, epochImages: 0, minEpochs: 0, maxEpochs: 0,
+  search: [], fixed: FIXED,
+  cells: [],
+  methodOrder: ['finetune', 'adafilter'],
+  cuts: [
+    'one seed (seed 0); 4 of the benchmark\'s resnet20 cells (Quick Draw 300-309 at 5 and 20 shots, Armenian glyphs at 5, Fashion-MNIST subset at 20) and 2 made-up folders',
+    'finetune and adafilter only; the nsfwjs cells',
+  ],
+  defaults: {
+    cells: [
+      qd(5, ['finetune', 'adafilter'], { backbone: 'default' }),
+      qd(20, ['finetune', 'adafilter'], { backbone: 'default' }),
+      { ...glyph(5, ['finetune', 'adafilter']), backbone: 'default' },
+      subset(FASHION, 'Fashion-MNIST (subset)', 20, ['finetune', 'adafilter'], { backbone: 'default' }),
+      // Quick Draw 335-339 are in no backbone's pretraining (0-244) and no other cell (300-309, 320-329); 10 images per class, all of them used.
+      { id: 'folder-quickdraw335', group: 'made-up folder: Quick Draw 335-339, 10 per class, 28 px', data: null, shots: 0, backbone: 'default', methods: ['finetune', 'adafilter'],
+        folder: { name: 'quickdraw335-10', source: QD_NEW, perClass: 10 } },
+      // Another image size: the backbone's preprocessing resizes 48 px to its 32.
+      { id: 'folder-fashion-mnist', group: 'made-up folder: Fashion-MNIST, 10 per class, 48 px', data: null, shots: 0, backbone: 'default', methods: ['finetune', 'adafilter'],
+        folder: { name: 'fashion-mnist-10-48px', source: 'fashion-mnist', perClass: 10, size: 48 } },
+    ],
+    methods: ['finetune', 'adafilter'],
+    lrFactors: [0.3, 1, 3],
+    budgetFactors: [0.5, 1, 2],
+    defaultGap: 2,
+    autoGap: 1,
+  },
 };

@@ -22,6 +22,7 @@ import {
   BootstrapInterval, cellTable, datasetTable, errorPairs, layerFractions, MethodCellRow, pairedBootstrap, RunRecord,
 } from './transfer-stats';
 import { keepDiscussion, renderResults } from './transfer-report';
+import { defaultsJobs, defaultsReport, DefaultsCellPlan, DefaultsJob, DefaultsReport, planDefaultsCell, runDefaultsJob } from './transfer-defaults';
 
 export const BOOTSTRAP = { resamples: 10_000, seed: 7, level: 0.95 };
 
@@ -35,6 +36,8 @@ export interface Job {
   options?: Omit<CompareOptions, 'onRun' | 'onEvent' | 'signal'>;
   /** A select cell instead: one search per seed. */
   select?: SelectCellJob;
+  /** A defaults-profile run instead (issue 14: a grid point, or --auto). */
+  defaults?: DefaultsJob;
   /** Jobs that must finish first (random-filter takes the fractions AdaFilter learned in its cell). */
   after?: string[];
 }
@@ -54,6 +57,7 @@ export interface SelectCellJob {
 
 export async function runJob(job: Job): Promise<void> {
   if (job.select) await runSelectCell(job.select);
+  else if (job.defaults) await runDefaultsJob(job.defaults);
   else await compare(job.options!);
 }
 
@@ -131,6 +135,8 @@ export interface TransferSummary {
   precision?: PrecisionRow[];
   /** The select cells' search size. */
   select?: SelectSettings;
+  /** The defaults profile (issue 14): grid, default and --auto per cell and method, and the gap table. */
+  defaults?: DefaultsReport;
 }
 
 export interface RunRow extends RunRecord {
@@ -194,7 +200,7 @@ function compareOptions(p: Profile, cell: CellPlan, method: string, t: Trial, se
 }
 
 /** Runs jobs on `n` worker processes (or in this process for n = 1), respecting `after`. */
-async function runPool(jobs: Job[], n: number, log: (s: string) => void, prepare: (j: Job) => Job): Promise<Map<string, string | null>> {
+export async function runPool(jobs: Job[], n: number, log: (s: string) => void, prepare: (j: Job) => Job): Promise<Map<string, string | null>> {
   const done = new Map<string, string | null>(); // id → error or null
   const pending = [...jobs];
   const total = jobs.length;
@@ -280,6 +286,20 @@ export async function runTransfer(o: TransferOptions): Promise<TransferSummary> 
     return backboneCache.get(b)!;
   };
   const failures: { job: string; error: string }[] = [];
+
+  if (p.defaults) {
+    // Issue 14's measurement: no method comparison, its own runs and report (transfer-defaults.ts).
+    const plans: DefaultsCellPlan[] = [];
+    for (const c of p.defaults.cells) plans.push(await planDefaultsCell(p.defaults, c, out));
+    const jobs: Job[] = defaultsJobs(p.defaults, plans, p.seeds, threads, out).map((j) => ({ ...j, kind: 'cell' as const }));
+    if (train) for (const [id, e] of await runPool(jobs, jobsN, log, (j) => j)) if (e) failures.push({ job: id, error: e });
+    const summary = summarise(p, out, [], {}, [], failures, { command: o.command ?? '', startedAt, threads, jobs: jobsN });
+    summary.defaults = defaultsReport(p.defaults, plans, p.seeds, out);
+    if (!train) keepTrainingFacts(summary, out);
+    writeJsonAtomic(path.join(out, `transfer-${p.name}.json`), summary);
+    writeFileAtomic(path.join(out, `results-${p.name}.md`), renderResults({ [p.name]: summary }));
+    return summary;
+  }
 
   // 1. Hyper-parameters: the same number of trials per method, judged by validation accuracy (seed 0 of a dev cell), per backbone.
   const chosen: TransferSummary['chosen'] = {};

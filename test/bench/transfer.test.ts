@@ -35,7 +35,8 @@ test('suite: every method exists, grids are fair, every dataset opens with its s
     for (const m of used) if (!SEARCH_METHODS.has(m)) getMethod(m);
     for (const c of p.cells) for (const m of c.methods) assert.ok(p.methodOrder.includes(m), `${p.name}/${c.id}: ${m} is scheduled`);
     for (const m of ALL_METHODS) assert.ok(p.fixed[m], `${p.name}: a fixed setting for ${m}`);
-    assert.ok(p.seeds >= 3, 'at least 3 seeds');
+    // The defaults profile (issue 14) measures one seed of a grid, not a comparison over seeds.
+    if (!p.defaults) assert.ok(p.seeds >= 3, 'at least 3 seeds');
     for (const sp of p.search) {
       const sizes = new Set(sp.cell.methods.map((m) => sp.grids[m].length));
       assert.equal(sizes.size, 1, 'the same number of trials for every method');

@@ -1,0 +1,290 @@
+/**
+ * Issue 14's acceptance measurement (the `defaults` profile): per cell and method a lr × budget
+ * grid, the plain default run and `--auto`, each a real run folder; the gap table compares the
+ * default and --auto with the grid point of best TEST accuracy (an oracle: the acceptance asks for
+ * "the best point of the grid") and shows the best point by validation accuracy beside it.
+ *
+ *   OUT/defaults/CELL/METHOD/lrAx-stepsBx/   a grid point (1x: that flag left out)
+ *   OUT/defaults/CELL/METHOD/auto/           `train --auto` (its trials under auto/trials/)
+ *
+ * Reuse, only where identical by construction: the default run is the grid centre (both flags left
+ * out, the same options); a grid point at the default budget whose (lr, gate lr) is one of --auto's
+ * trials is that trial's folder continued to the test score, which is how --auto makes its own
+ * final run (src/train/search.ts).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { fineTune } from '../src/train/trainer';
+import { autoTrain, readSearch, searchGrid } from '../src/train/search';
+import { resolveOptions, TRAIN_DEFAULTS, TrainOptions } from '../src/train/options';
+import { trainingBudget } from '../src/train/budget';
+import { isRunFolder, readResult, readRunConfig, RUN_FILES } from '../src/train/run-folder';
+import { openDataset, openSource } from '../src/data/registry';
+import { Rng } from '../src/data/rng';
+import { writeFileAtomic } from '../src/io/atomic';
+import { encodePng, materialiseSubset } from './transfer-data';
+import { CellSpec, dataNameOf, DefaultsSpec, FolderSpec, folderDirOf } from './transfer-suite';
+
+// The folders are the same on every machine and in every run.
+const FOLDER_SEED = 20261201;
+
+/**
+ * Writes a made-up folder once: perClass images of every class of the source, chosen by a fixed
+ * seed, as CLASS/INDEX.png. Written into DIR.partial and renamed, so a folder that exists is whole.
+ */
+export async function materialiseFolder(spec: FolderSpec, dir: string): Promise<string> {
+  if (fs.existsSync(dir)) return dir;
+  const ds = await openSource(spec.source);
+  if (ds.storage.kind !== 'memory') throw new Error(`${spec.source}: expected in-memory storage`);
+  const { pixels, height, width, channels } = ds.storage;
+  const px = height * width * channels;
+  const view = new Uint8Array(pixels);
+  const partial = `${dir}.partial`;
+  fs.rmSync(partial, { recursive: true, force: true });
+  const items = [...ds.splits.train, ...(ds.splits.val ?? []), ...(ds.splits.test ?? [])];
+  for (let c = 0; c < ds.classes.length; c++) {
+    const g = items.filter((it) => it.label === c).sort((a, b) => a.index - b.index);
+    new Rng(FOLDER_SEED, 1, c).shuffle(g);
+    if (g.length < spec.perClass) throw new Error(`${spec.source}: class ${ds.classes[c]} has ${g.length} images, ${spec.perClass} needed`);
+    const sub = path.join(partial, ds.classes[c].replace(/[^A-Za-z0-9 _-]/g, '_'));
+    fs.mkdirSync(sub, { recursive: true });
+    for (const it of g.slice(0, spec.perClass)) {
+      const raw = view.subarray(it.index * px, (it.index + 1) * px);
+      const png = spec.size && (spec.size !== width || spec.size !== height)
+        ? await sharp(Buffer.from(raw), { raw: { width, height, channels } }).resize(spec.size, spec.size, { kernel: 'lanczos3' }).png().toBuffer()
+        : encodePng(raw, width, height, channels as 1 | 3);
+      writeFileAtomic(path.join(sub, `${it.index}.png`), png);
+    }
+  }
+  fs.renameSync(partial, dir);
+  return dir;
+}
+
+/** One grid point: lr and steps as factors of the defaults; a factor of 1 leaves the flag out. */
+export interface GridPoint {
+  key: string;
+  lrFactor: number;
+  budgetFactor: number;
+  /** The --lr flag (null: left out, the default 0.01). */
+  lr: number | null;
+  /** The --steps flag (null: left out, the default rule). */
+  steps: number | null;
+  /** --auto's trial whose folder this point continues (a default-budget point with that trial's lr and gate lr), or null: trained. */
+  fromTrial: number | null;
+}
+
+export interface DefaultsCellPlan extends CellSpec {
+  dataName: string;
+  trainSize: number;
+  /** The default step rule's steps for this cell (batch 32). */
+  defaultSteps: number;
+  budgetRule: string;
+  /** Per method: the grid, and the point the default run is (null: it is a run of its own). */
+  grid: Record<string, { points: GridPoint[]; defaultIs: string | null }>;
+}
+
+/** Rounds lr factors × 0.01 to what a person would type (0.3 × 0.01 is 0.0030000000000000005 in floats). */
+const typed = (x: number) => Number(x.toPrecision(6));
+const factorKey = (f: number) => String(f).replace('.', 'p');
+export const pointDir = (out: string, cell: string, method: string, key: string) => path.join(out, 'defaults', cell, method, key);
+export const autoDir = (out: string, cell: string, method: string) => path.join(out, 'defaults', cell, method, 'auto');
+
+/** The grid of one method on a cell whose default budget is defaultSteps. */
+export function gridFor(spec: DefaultsSpec, method: string, defaultSteps: number): { points: GridPoint[]; defaultIs: string | null } {
+  const lr0 = TRAIN_DEFAULTS.lr;
+  const resolved = (lr: number | undefined, gateLr?: number) => {
+    const r = resolveOptions({ data: 'x', method, lr, gateLr });
+    return `${r.lr}/${r.headLr}/${r.gateLr}`;
+  };
+  const trials = searchGrid(method).map((t) => resolved(t.lr, t.gateLr));
+  const points: GridPoint[] = [];
+  for (const bf of spec.budgetFactors) {
+    for (const lf of spec.lrFactors) {
+      const lr = lf === 1 ? null : typed(lf * lr0);
+      const steps = bf === 1 ? null : Math.max(1, Math.round(bf * defaultSteps));
+      const k = steps === null ? trials.indexOf(resolved(lr ?? undefined)) : -1;
+      points.push({ key: `lr${factorKey(lf)}x-steps${factorKey(bf)}x`, lrFactor: lf, budgetFactor: bf, lr, steps, fromTrial: k < 0 ? null : k });
+    }
+  }
+  const centre = points.find((p) => p.lr === null && p.steps === null);
+  return { points, defaultIs: centre?.key ?? null };
+}
+
+export async function planDefaultsCell(spec: DefaultsSpec, cell: CellSpec, out: string): Promise<DefaultsCellPlan> {
+  const dataName = dataNameOf(cell, out);
+  if (cell.subset) await materialiseSubset(cell.subset, dataName);
+  if (cell.folder) await materialiseFolder(cell.folder, folderDirOf(cell.folder, out));
+  const ds = await openDataset(dataName, { seed: 0, shots: cell.shots || undefined, val: cell.valFraction, test: cell.testFraction });
+  const trainSize = ds.splits.train.length;
+  // What the trainer will compute for a run with no budget flag (src/train/trainer.ts: trainingBudget of the training split at the run's batch).
+  const b = trainingBudget({ trainSize, batch: TRAIN_DEFAULTS.batch });
+  const grid: DefaultsCellPlan['grid'] = {};
+  for (const m of cell.methods) grid[m] = gridFor(spec, m, b.steps);
+  return { ...cell, dataName, trainSize, defaultSteps: b.steps, budgetRule: b.rule, grid };
+}
+
+/** What a worker runs: one grid point (trained, or continued from a trial) or one --auto run. */
+export interface DefaultsJob {
+  options: TrainOptions;
+  auto?: boolean;
+  /** A finished trial folder to continue instead of training (see GridPoint.fromTrial). */
+  continueFrom?: string;
+}
+
+export function runOptions(cell: DefaultsCellPlan, method: string, seed: number, threads: number, out: string, p?: GridPoint): TrainOptions {
+  return {
+    backbone: cell.backbone, data: cell.dataName, method, seed, threads, workers: 0, out,
+    ...(cell.shots ? { shots: cell.shots } : {}),
+    ...(cell.valFraction !== undefined ? { valFraction: cell.valFraction } : {}),
+    ...(cell.testFraction !== undefined ? { testFraction: cell.testFraction } : {}),
+    ...(cell.inputSize !== undefined ? { inputSize: cell.inputSize } : {}),
+    ...(p?.lr != null ? { lr: p.lr } : {}),
+    ...(p?.steps != null ? { steps: p.steps } : {}),
+  };
+}
+
+export async function runDefaultsJob(j: DefaultsJob): Promise<void> {
+  const dir = j.options.out!;
+  if (j.auto) {
+    if (readResult(dir)) return;
+    await autoTrain({ ...j.options, resume: true });
+    return;
+  }
+  if (readResult(dir)) return;
+  if (!isRunFolder(dir) && j.continueFrom && readResult(j.continueFrom)) {
+    // As autoTrain adopts its chosen trial: the files that make the run so far, run.json last.
+    fs.mkdirSync(dir, { recursive: true });
+    for (const f of [RUN_FILES.log, RUN_FILES.model, RUN_FILES.checkpoint, RUN_FILES.config]) {
+      const from = path.join(j.continueFrom, f);
+      if (fs.existsSync(from)) writeFileAtomic(path.join(dir, f), fs.readFileSync(from));
+    }
+  }
+  await fineTune({ ...j.options, resume: isRunFolder(dir) });
+}
+
+export interface DefaultsRunRow {
+  cell: string; method: string; seed: number; point: string; lrFactor: number; budgetFactor: number;
+  lr: number; gateLr: number; steps: number | null; valAcc: number; valLoss: number; testAcc: number; bestEpoch: number;
+  trainSeconds: number; secondsPerStep: number | null;
+  /** Set when this point's training is --auto's trial (continued to the test score), not a run of its own. */
+  continuedFromTrial: number | null;
+}
+
+export interface DefaultsGapRow {
+  cell: string; group: string; method: string; seed: number;
+  gridPoints: number; gridFinished: number;
+  /** The grid's best point by test accuracy: the oracle the acceptance compares with (ties: the earlier point). */
+  bestByTest: { point: string; testAcc: number; valAcc: number } | null;
+  /** The grid's best point by validation accuracy (ties: lower validation loss, the earlier point): what a validation search would pick. */
+  bestByVal: { point: string; testAcc: number; valAcc: number } | null;
+  default: { testAcc: number; sameRunAs: string | null } | null;
+  /** Points of test accuracy: grid best − default (positive: the default is worse). */
+  defaultGap: number | null;
+  defaultMeets: boolean | null;
+  auto: { testAcc: number; lr: number; gateLr: number | null; chosenTrial: number } | null;
+  autoGap: number | null;
+  autoMeets: boolean | null;
+}
+
+export interface DefaultsReport {
+  lrFactors: number[]; budgetFactors: number[]; defaultGap: number; autoGap: number; seeds: number;
+  cells: (Pick<DefaultsCellPlan, 'id' | 'group' | 'dataName' | 'backbone' | 'shots' | 'trainSize' | 'defaultSteps' | 'budgetRule' | 'grid' | 'folder'>)[];
+  runs: DefaultsRunRow[];
+  gaps: DefaultsGapRow[];
+  /** Over the rows with a finished grid, default and --auto. */
+  summary: { rows: number; defaultMeets: number; autoMeets: number; meanDefaultGap: number | null; maxDefaultGap: number | null; meanAutoGap: number | null; maxAutoGap: number | null };
+  /** Trainings the plan makes (grid points continued from a trial and the default-as-centre not counted), and those reused. */
+  plannedTrainings: number;
+  reusedRuns: number;
+}
+
+/** Best by test accuracy (ties: earlier) and by validation (ties: lower loss, earlier) among finished points. */
+export function bestPoints(rows: Pick<DefaultsRunRow, 'point' | 'testAcc' | 'valAcc' | 'valLoss'>[]) {
+  let byTest: (typeof rows)[number] | null = null, byVal: (typeof rows)[number] | null = null;
+  for (const r of rows) {
+    if (!byTest || r.testAcc > byTest.testAcc) byTest = r;
+    if (!byVal || r.valAcc > byVal.valAcc || (r.valAcc === byVal.valAcc && r.valLoss < byVal.valLoss)) byVal = r;
+  }
+  const pick = (r: (typeof rows)[number] | null) => (r ? { point: r.point, testAcc: r.testAcc, valAcc: r.valAcc } : null);
+  return { byTest: pick(byTest), byVal: pick(byVal) };
+}
+
+function readRow(dir: string, cell: string, method: string, seed: number, p: GridPoint): DefaultsRunRow | null {
+  const r = readResult(dir);
+  if (!r) return null;
+  const cfg = readRunConfig(dir);
+  return {
+    cell, method, seed, point: p.key, lrFactor: p.lrFactor, budgetFactor: p.budgetFactor, lr: cfg.lr, gateLr: cfg.gateLr, steps: cfg.steps ?? null,
+    valAcc: r.val.acc, valLoss: r.val.loss, testAcc: r.test.acc, bestEpoch: r.bestEpoch, trainSeconds: r.trainSeconds,
+    secondsPerStep: cfg.steps ? r.trainSeconds / cfg.steps : null, continuedFromTrial: p.fromTrial,
+  };
+}
+
+/** The jobs of a plan: per (cell, method, seed) --auto first (its trials feed grid points), then the grid. */
+export function defaultsJobs(spec: DefaultsSpec, cells: DefaultsCellPlan[], seeds: number, threads: number, out: string) {
+  const jobs: { id: string; cell: string; method: string; defaults: DefaultsJob; after?: string[] }[] = [];
+  for (const c of cells) for (const m of spec.methods.filter((x) => c.methods.includes(x))) for (let s = 0; s < seeds; s++) {
+    const seedDir = (d: string) => (seeds > 1 ? `${d}-s${s}` : d);
+    const autoId = `defaults/${c.id}/${m}/auto${seeds > 1 ? `-s${s}` : ''}`;
+    const aDir = seedDir(autoDir(out, c.id, m));
+    jobs.push({ id: autoId, cell: c.id, method: m, defaults: { options: runOptions(c, m, s, threads, aDir), auto: true } });
+    for (const p of c.grid[m].points) {
+      jobs.push({
+        id: `defaults/${c.id}/${m}/${p.key}${seeds > 1 ? `-s${s}` : ''}`, cell: c.id, method: m,
+        defaults: { options: runOptions(c, m, s, threads, seedDir(pointDir(out, c.id, m, p.key)), p), ...(p.fromTrial !== null ? { continueFrom: path.join(aDir, 'trials', String(p.fromTrial)) } : {}) },
+        ...(p.fromTrial !== null ? { after: [autoId] } : {}),
+      });
+    }
+    if (c.grid[m].defaultIs === null) {
+      // No centre in this grid: the default is a run of its own.
+      jobs.push({ id: `defaults/${c.id}/${m}/default${seeds > 1 ? `-s${s}` : ''}`, cell: c.id, method: m, defaults: { options: runOptions(c, m, s, threads, seedDir(pointDir(out, c.id, m, 'default'))) } });
+    }
+  }
+  return jobs;
+}
+
+export function defaultsReport(spec: DefaultsSpec, cells: DefaultsCellPlan[], seeds: number, out: string): DefaultsReport {
+  const runs: DefaultsRunRow[] = [];
+  const gaps: DefaultsGapRow[] = [];
+  let plannedTrainings = 0, reusedRuns = 0;
+  for (const c of cells) for (const m of spec.methods.filter((x) => c.methods.includes(x))) for (let s = 0; s < seeds; s++) {
+    const seedDir = (d: string) => (seeds > 1 ? `${d}-s${s}` : d);
+    const g = c.grid[m];
+    plannedTrainings += searchGrid(m).length + g.points.filter((p) => p.fromTrial === null).length + (g.defaultIs === null ? 1 : 0);
+    reusedRuns += g.points.filter((p) => p.fromTrial !== null).length + (g.defaultIs !== null ? 1 : 0);
+    const rows = g.points.map((p) => readRow(seedDir(pointDir(out, c.id, m, p.key)), c.id, m, s, p)).filter((x): x is DefaultsRunRow => x !== null);
+    runs.push(...rows);
+    const defaultRow = g.defaultIs !== null ? rows.find((r) => r.point === g.defaultIs) ?? null
+      : readRow(seedDir(pointDir(out, c.id, m, 'default')), c.id, m, s, { key: 'default', lrFactor: 1, budgetFactor: 1, lr: null, steps: null, fromTrial: null });
+    if (g.defaultIs === null && defaultRow) runs.push(defaultRow);
+    const aDir = seedDir(autoDir(out, c.id, m));
+    const ar = readResult(aDir), search = ar ? readSearch(aDir) : null;
+    const complete = rows.length === g.points.length;
+    const { byTest, byVal } = bestPoints(rows);
+    const gap = (x: number | undefined) => (complete && byTest && x !== undefined ? 100 * (byTest.testAcc - x) : null);
+    const defaultGap = gap(defaultRow?.testAcc), autoGap = gap(ar?.test.acc);
+    gaps.push({
+      cell: c.id, group: c.group, method: m, seed: s, gridPoints: g.points.length, gridFinished: rows.length,
+      bestByTest: complete ? byTest : null, bestByVal: complete ? byVal : null,
+      default: defaultRow ? { testAcc: defaultRow.testAcc, sameRunAs: g.defaultIs } : null,
+      defaultGap, defaultMeets: defaultGap === null ? null : defaultGap <= spec.defaultGap,
+      auto: ar && search ? { testAcc: ar.test.acc, lr: search.lr, gateLr: search.gateLr, chosenTrial: search.chosen } : null,
+      autoGap, autoMeets: autoGap === null ? null : autoGap <= spec.autoGap,
+    });
+  }
+  const done = gaps.filter((x) => x.defaultGap !== null && x.autoGap !== null);
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, x) => a + x, 0) / xs.length : null);
+  const max = (xs: number[]) => (xs.length ? Math.max(...xs) : null);
+  return {
+    lrFactors: spec.lrFactors, budgetFactors: spec.budgetFactors, defaultGap: spec.defaultGap, autoGap: spec.autoGap, seeds,
+    cells: cells.map((c) => ({ id: c.id, group: c.group, dataName: c.dataName, backbone: c.backbone, shots: c.shots, trainSize: c.trainSize, defaultSteps: c.defaultSteps, budgetRule: c.budgetRule, grid: c.grid, ...(c.folder ? { folder: c.folder } : {}) })),
+    runs, gaps,
+    summary: {
+      rows: done.length, defaultMeets: done.filter((x) => x.defaultMeets).length, autoMeets: done.filter((x) => x.autoMeets).length,
+      meanDefaultGap: mean(done.map((x) => x.defaultGap!)), maxDefaultGap: max(done.map((x) => x.defaultGap!)),
+      meanAutoGap: mean(done.map((x) => x.autoGap!)), maxAutoGap: max(done.map((x) => x.autoGap!)),
+    },
+    plannedTrainings, reusedRuns,
+  };
+}

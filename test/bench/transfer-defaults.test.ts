@@ -1,0 +1,145 @@
+/**
+ * The defaults profile (issue 14's acceptance measurement): what it plans, the made-up folders it
+ * writes, and one tiny real run of a grid, the default and --auto through the worker processes.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { CellSpec, DefaultsSpec, Profile, PROFILES } from '../../bench/transfer-suite';
+import { gridFor, materialiseFolder, runOptions } from '../../bench/transfer-defaults';
+import { runTransfer } from '../../bench/transfer';
+import { headline } from '../../bench/transfer-report';
+import { openDataset } from '../../src/data/registry';
+import { resolveOptions } from '../../src/train/options';
+import { searchGrid } from '../../src/train/search';
+
+const made: string[] = [];
+process.on('exit', () => { for (const d of made) fs.rmSync(d, { recursive: true, force: true }); });
+function tmpDir(tag: string): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `adafilter-defaults-${tag}-`));
+  made.push(d);
+  return d;
+}
+const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
+const strip = (o: object) => { const { out: _o, ...r } = resolveOptions(o as never); return r; };
+
+test('defaults profile: 4 benchmark cells and 2 made-up folders on the default backbone, a 3 × 3 grid whose centre is the default run', () => {
+  const p = PROFILES.defaults, d = p.defaults!;
+  assert.equal(p.cells.length, 0, 'no comparison cells: the grid is its own plan');
+  assert.equal(d.cells.length, 6);
+  assert.deepEqual(d.methods, ['finetune', 'adafilter']);
+  assert.equal(p.seeds, 1);
+  const fid = PROFILES.fidelity.cells;
+  for (const c of d.cells) {
+    assert.equal(c.backbone, 'default');
+    if (c.folder) continue;
+    const f = fid.find((x) => x.id === c.id)!;
+    assert.ok(f, `${c.id} is a benchmark cell`);
+    assert.deepEqual([c.data, c.subset, c.shots, c.valFraction, c.testFraction], [f.data, f.subset, f.shots, f.valFraction, f.testFraction]);
+  }
+  const folders = d.cells.filter((c) => c.folder);
+  assert.equal(folders.length, 2);
+  const qd = folders.find((c) => c.folder!.source.startsWith('quickdraw:'))!;
+  const [lo, hi] = qd.folder!.source.slice('quickdraw:'.length).split('-').map(Number);
+  for (let k = lo; k <= hi; k++) assert.ok(k > 244 && !(k >= 300 && k <= 309) && !(k >= 320 && k <= 329), `class ${k} is used nowhere else`);
+  assert.equal(hi - lo + 1, 5);
+  assert.ok(folders.some((c) => c.folder!.size && c.folder!.size !== 28), 'one folder at another image size');
+  for (const c of folders) assert.equal(c.folder!.perClass, 10);
+
+  for (const m of d.methods) {
+    const g = gridFor(d, m, 504);
+    assert.equal(g.points.length, 9);
+    assert.deepEqual([...new Set(g.points.map((x) => x.lr))].sort(), [0.003, 0.03, null].sort());
+    assert.deepEqual([...new Set(g.points.map((x) => x.steps))], [252, null, 1008]);
+    const centre = g.points.find((x) => x.key === g.defaultIs)!;
+    assert.deepEqual([centre.lr, centre.steps], [null, null]);
+    // The centre is the plain default run: the same resolved options, flag for flag.
+    const cell = { ...d.cells[0], dataName: 'quickdraw:300-309', trainSize: 200, defaultSteps: 504, budgetRule: '', grid: {} };
+    assert.deepEqual(strip(runOptions(cell, m, 0, 1, '/x', centre)), strip(runOptions(cell, m, 0, 1, '/x')));
+    // The gate lr follows the method's default ratio: left to the trainer.
+    const ratio = resolveOptions({ data: 'x', method: m }).gateLr / 0.01;
+    for (const x of g.points) close(strip(runOptions(cell, m, 0, 1, '/x', x)).gateLr, (x.lr ?? 0.01) * ratio, 1e-12);
+    // Continued from --auto's trials exactly where their resolved lr and gate lr are the point's, at the default budget.
+    const trials = searchGrid(m).map((t) => resolveOptions({ data: 'x', method: m, lr: t.lr, gateLr: t.gateLr }));
+    for (const x of g.points) {
+      const r = resolveOptions({ data: 'x', method: m, ...(x.lr !== null ? { lr: x.lr } : {}) });
+      const k = x.steps === null ? trials.findIndex((t) => t.lr === r.lr && t.gateLr === r.gateLr && t.headLr === r.headLr) : -1;
+      assert.equal(x.fromTrial, k < 0 ? null : k, `${m} ${x.key}`);
+    }
+    if (m === 'finetune') assert.deepEqual(g.points.filter((x) => x.steps === null).map((x) => x.fromTrial), [0, 1, 2]);
+    if (m === 'adafilter') assert.ok(g.points.every((x) => x.fromTrial === null), 'adafilter\'s --auto pairs are not on its default gate ratio');
+  }
+});
+
+test('made-up folders: written once, the same bytes every time, read through the folder source at their size', async () => {
+  const d = PROFILES.defaults.defaults!;
+  for (const c of d.cells.filter((x) => x.folder)) {
+    const a = await materialiseFolder(c.folder!, path.join(tmpDir('fa'), 'f'));
+    const b = await materialiseFolder(c.folder!, path.join(tmpDir('fb'), 'f'));
+    const list = (dir: string) => fs.readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith('.png')).sort();
+    assert.deepEqual(list(a), list(b));
+    for (const f of list(a)) assert.ok(fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(b, f))), `${f}: same bytes`);
+    assert.ok(!fs.existsSync(`${a}.partial`));
+    const ds = await openDataset(`folder:${a}`, { seed: 0 });
+    const total = ds.splits.train.length + ds.splits.val!.length + ds.splits.test!.length;
+    assert.equal(total, 10 * ds.classes.length);
+    assert.equal(list(a).length, total);
+    const meta = await sharp(path.join(a, list(a)[0])).metadata();
+    assert.equal(meta.width, c.folder!.size ?? 28);
+    assert.equal(meta.height, c.folder!.size ?? 28);
+  }
+});
+
+test('end to end: a grid point, the default (= the grid centre, continued from --auto\'s trial) and --auto through the workers; the gap arithmetic', async () => {
+  const out = tmpDir('run');
+  const cell: CellSpec = { id: 'qd-3shot', group: 'QD', data: 'quickdraw:300-302', shots: 3, backbone: 'resnet20', inputSize: 16, methods: ['finetune'], valFraction: 0.1 };
+  const spec: DefaultsSpec = { cells: [cell], methods: ['finetune'], lrFactors: [1], budgetFactors: [0.5, 1], defaultGap: 2, autoGap: 1 };
+  const tiny: Profile = { ...PROFILES.defaults, name: 'tiny-defaults', defaults: spec };
+  const lines: string[] = [];
+  const s = await runTransfer({ profile: tiny, out, jobs: 2, threads: 1, log: (l) => lines.push(l), command: 'test' });
+  assert.deepEqual(s.failures, [], lines.join('\n'));
+  const d = s.defaults!;
+  assert.equal(d.cells[0].defaultSteps, 500, '9 images at batch 32: the 500-step floor');
+  assert.equal(d.plannedTrainings, 3 + 1, '--auto\'s 3 trials and the 0.5× point');
+  assert.equal(d.reusedRuns, 2, 'the centre from trial 1, and the default as the centre');
+  assert.equal(d.runs.length, 2);
+  const half = d.runs.find((r) => r.budgetFactor === 0.5)!, centre = d.runs.find((r) => r.budgetFactor === 1)!;
+  assert.deepEqual([half.steps, centre.steps, centre.continuedFromTrial, half.continuedFromTrial], [250, 500, 1, null]);
+  assert.deepEqual([half.lr, centre.lr], [0.01, 0.01]);
+  const centreDir = path.join(out, 'defaults', 'qd-3shot', 'finetune', d.cells[0].grid.finetune.defaultIs!);
+  const trialDir = path.join(out, 'defaults', 'qd-3shot', 'finetune', 'auto', 'trials', '1');
+  assert.ok(fs.readFileSync(path.join(centreDir, 'model.safetensors')).equals(fs.readFileSync(path.join(trialDir, 'model.safetensors'))));
+  const centreResult = JSON.parse(fs.readFileSync(path.join(centreDir, 'result.json'), 'utf8'));
+  assert.equal(centre.testAcc, centreResult.test.acc);
+  const search = JSON.parse(fs.readFileSync(path.join(out, 'defaults', 'qd-3shot', 'finetune', 'auto', 'search.json'), 'utf8'));
+  const auto = JSON.parse(fs.readFileSync(path.join(out, 'defaults', 'qd-3shot', 'finetune', 'auto', 'result.json'), 'utf8'));
+  assert.equal(search.trials.length, 3);
+  // --auto's final run continues its chosen trial as the centre continues trial 1: the same trial gives the same score.
+  if (search.chosen === 1) assert.equal(auto.test.acc, centre.testAcc);
+
+  assert.equal(d.gaps.length, 1);
+  const g = d.gaps[0];
+  const bestT = half.testAcc >= centre.testAcc ? half : centre; // ties: the earlier point (0.5× comes first)
+  assert.equal(g.bestByTest!.point, bestT.point);
+  const byVal = centre.valAcc > half.valAcc || (centre.valAcc === half.valAcc && centre.valLoss < half.valLoss) ? centre : half;
+  assert.equal(g.bestByVal!.point, byVal.point);
+  close(g.defaultGap!, 100 * (bestT.testAcc - centre.testAcc));
+  close(g.autoGap!, 100 * (bestT.testAcc - auto.test.acc));
+  assert.equal(g.default!.sameRunAs, centre.point);
+  assert.equal(g.defaultMeets, g.defaultGap! <= 2);
+  assert.equal(g.autoMeets, g.autoGap! <= 1);
+  assert.deepEqual([g.auto!.lr, g.auto!.chosenTrial], [search.lr, search.chosen]);
+  assert.equal(d.summary.rows, 1);
+  close(d.summary.meanDefaultGap!, g.defaultGap!);
+  assert.ok(g.defaultGap! >= 0, 'the default is a grid point');
+  assert.match(headline(s), /oracle/);
+  const md = fs.readFileSync(path.join(out, 'results-tiny-defaults.md'), 'utf8');
+  for (const want of ['Gaps: default and --auto', '**test** accuracy', 'best point by **validation**', `(= ${centre.point})`]) assert.ok(md.includes(want), `results has '${want}'`);
+
+  // Report only: nothing trains, the same report from the folders.
+  const again = await runTransfer({ profile: tiny, out, jobs: 1, threads: 1, train: false, log: () => {} });
+  assert.deepEqual(again.defaults, s.defaults);
+});
