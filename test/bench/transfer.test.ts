@@ -214,7 +214,7 @@ test('end to end: a tiny profile trains, writes the JSON and the markdown, and r
 test('cli: bench transfer refuses an unknown profile with one line and exit 2', () => {
   const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const cli = path.resolve(__dirname, '..', '..', '..', 'bin', 'adafilter.js');
-  for (const [args, re] of [[['--profile', 'huge'], /--profile must be one of quick, full, variants, budget, budget-variants, budget6, shots100, fidelity-search, fidelity, backbones, related, bf16, got 'huge'/], [[], /--profile must be one of/], [['--profile', 'quick', '--jobs', '0'], /--jobs: expected an integer >= 1/]] as [string[], RegExp][]) {
+  for (const [args, re] of [[['--profile', 'huge'], /--profile must be one of quick, full, variants, budget, budget-variants, budget6, shots100, fidelity-search, fidelity, backbones, related, bf16, defaults, got 'huge'/], [[], /--profile must be one of/], [['--profile', 'quick', '--jobs', '0'], /--jobs: expected an integer >= 1/]] as [string[], RegExp][]) {
     const r = spawnSync(process.execPath, [cli, 'bench', 'transfer', ...args], { encoding: 'utf8' });
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, re);
