@@ -77,10 +77,10 @@ function defaultsSection(s: TransferSummary, level: string): string {
   out.push(`- Every run has the trainer's defaults (batch 32, the backbone's preprocessing, augmentation, cosine schedule) but for the grid's flags: ` +
     `lr ${d.lrFactors.join(', ')} × 0.01 (\`--lr\`; the gate lr left to the trainer, so it follows the method's default ratio) and ` +
     `${d.budgetFactors.join(', ')} × the default rule's steps (\`--steps\`); seeds 0..${d.seeds - 1}.`);
-  out.push(`- Trainings: ${d.plannedTrainings} planned; ${d.reusedRuns} grid points are not trained again: the default run **is** the grid centre (both flags left out: ` +
+  out.push(`- Trainings: ${d.plannedTrainings} planned; ${d.reusedRuns} runs are not trained again: each default run **is** its grid centre (both flags left out: ` +
     `the same options), and a default-budget point whose (lr, gate lr) is one of --auto's trials is that trial's folder continued to the test score (as --auto makes its final run).`);
   out.push('', table(['cell', 'dataset', 'data', 'backbone', 'shots/class', 'train images', 'default steps'],
-    d.cells.map((c) => [c.id, c.group, `\`${c.dataName.replace(/^folder:.*\/data\//, 'folder:OUT/data/')}\``, c.backbone, c.shots ? String(c.shots) : 'all', String(c.trainSize), String(c.defaultSteps)])), '');
+    d.cells.map((c) => [c.id, c.group, `\`${c.dataName.replace(/^(folder:)?\/.*\/data\//, '$1OUT/data/')}\``, c.backbone, c.shots ? String(c.shots) : 'all', String(c.trainSize), String(c.defaultSteps)])), '');
   if (s.cuts.length) out.push(`What this profile leaves out: ${s.cuts.join('; ')}.`, '');
   out.push(`${level} Gaps: default and --auto against the grid's best point (test accuracy %, points)`, '');
   out.push('The acceptance compares with the grid point of best **test** accuracy — an oracle no user has, chosen after looking at the test split; ' +
