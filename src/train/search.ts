@@ -32,14 +32,14 @@ export interface Trial {
 export const TRIALS_PER_METHOD = 3;
 
 /**
- * The transfer benchmark's grids (bench/transfer-suite.ts, docs/results.md): backbone lr around the
- * 0.01 default, down to 0.003 because 0.01 diverged for AdaFilter on MobileNetV2 there; a probe's
- * head alone wants larger steps; gated methods spend their three trials on (lr, gate lr) pairs, the
- * gate lr 10× or 1× the backbone's (the gate's gradient starts near zero, so it may need more).
+ * Backbone lr around the 0.01 default, down to 0.003 because 0.01 diverged for AdaFilter on
+ * MobileNetV2 in the transfer benchmark; a probe's head alone wants larger steps. Gated methods keep
+ * their own gate-lr ratio (AdaFilter 1000×, SpotTune 10×: the ratio the fidelity search chose, and
+ * what the default run uses), so the middle trial is the plain default run. The benchmark's old
+ * grid of gate lrs 0.03-0.1 never tried AdaFilter's default and could only lose to it (issue 14).
  */
-const PLAIN_GRID: Trial[] = [{ lr: 0.003 }, { lr: 0.01 }, { lr: 0.03 }];
+const LRS = [0.003, 0.01, 0.03];
 const PROBE_GRID: Trial[] = [{ lr: 0.03 }, { lr: 0.1 }, { lr: 0.3 }];
-const GATED_GRID: Trial[] = [{ lr: 0.003, gateLr: 0.03 }, { lr: 0.01, gateLr: 0.1 }, { lr: 0.03, gateLr: 0.03 }];
 
 /** Whether the method has a gate or policy network that learns (random-filter's gates are drawn, not learned). */
 export function hasGateLr(method: string): boolean {
@@ -49,7 +49,9 @@ export function hasGateLr(method: string): boolean {
 
 export function searchGrid(method: string): Trial[] {
   if (method === 'linear-probe') return PROBE_GRID;
-  return hasGateLr(method) ? GATED_GRID : PLAIN_GRID;
+  if (!hasGateLr(method)) return LRS.map((lr) => ({ lr }));
+  const factor = getMethod(method).gateLrFactor ?? 1;
+  return LRS.map((lr) => ({ lr, gateLr: lr * factor }));
 }
 
 export interface TrialRecord extends Trial {

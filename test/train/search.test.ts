@@ -12,6 +12,7 @@ import { autoCompare, autoTrain, chooseTrial, readSearch, searchGrid, TRIALS_PER
 import { readLog, readRunConfig, readResult } from '../../src/train/run-folder';
 import { isInputError } from '../../src/errors';
 import { SMALL, SMALL_API, cli, tmpDir } from './helpers';
+import { resolveOptions } from '../../src/train/options';
 
 function recordOpens(): { events: (SplitOpen & { phase: string })[]; phase: string; stop(): void } {
   const r = { events: [] as (SplitOpen & { phase: string })[], phase: '', stop: () => {} };
@@ -27,6 +28,14 @@ test('grids: the same number of trials for every method; gated methods search ga
   assert.ok(searchGrid('spottune').every((t) => t.gateLr !== undefined));
   assert.ok(searchGrid('finetune').every((t) => t.gateLr === undefined));
   assert.ok(searchGrid('random-filter').every((t) => t.gateLr === undefined), 'random gates learn nothing');
+  // Gated trials keep the method's own gate-lr ratio, so the middle trial is exactly the default run's settings.
+  for (const m of ['adafilter', 'spottune']) {
+    const d = resolveOptions({ data: 'x', method: m });
+    const mid = resolveOptions({ data: 'x', method: m, lr: searchGrid(m)[1].lr, gateLr: searchGrid(m)[1].gateLr });
+    assert.deepEqual([mid.lr, mid.gateLr], [d.lr, d.gateLr], m);
+    for (const t of searchGrid(m)) assert.equal(t.gateLr! / t.lr, d.gateLr / d.lr, m);
+  }
+  assert.deepEqual(searchGrid('adafilter').map((t) => t.gateLr), [3, 10, 30]);
   // Validation accuracy first, then loss, then the earlier trial.
   assert.equal(chooseTrial([{ valAcc: 0.5, valLoss: 1 }, { valAcc: 0.7, valLoss: 2 }, { valAcc: 0.7, valLoss: 1.5 }]), 2);
   assert.equal(chooseTrial([{ valAcc: 0.5, valLoss: 1 }, { valAcc: 0.5, valLoss: 1 }]), 0);
