@@ -461,7 +461,8 @@ PROFILES.related = {
   fixedFrom: 'fidelity (finetune lr from fidelity-search, l2sp and bss from the full profile\'s search); gna lr 0.03 not searched',
   cells: PROFILES.fidelity.cells.filter((c) => c.backbone === DOODLES).map((c) => ({ ...c, methods: RELATED, seedsByMethod: undefined })),
   methodOrder: ['finetune', 'gna', 'select', 'l2sp', 'bss'],
-  interleave: undefined,
+  // gna and select cell by cell, so a run stopped early has both new methods on the same cells.
+  interleave: ['gna', 'select'],
   select: SELECT_DEFAULTS,
   cuts: [
     '3 seeds; the nsfwjs cells; no lr search for gna (lr 0.03) and no search of its ratio or layers (defaults: ratio 0.5, every conv)',
