@@ -23,6 +23,7 @@ import { evalTransform } from '../../src/data/transforms';
 import { applyMethod } from '../../src/methods';
 import { TapProbeModel } from '../../src/methods/tap-probe';
 import { ResNet } from '../../src/models/resnet';
+import { handOutputs, pooled } from './hand-forward';
 import { inputTransform, openBackbone } from '../../src/train/backbones';
 import { inputsOf } from '../../src/train/batch';
 import { fineTune } from '../../src/train/trainer';
@@ -57,16 +58,6 @@ test('cross-validation folds are stratified by class, disjoint, cover the pool, 
   assert.notDeepEqual(Array.from(stratifiedFolds(y, 3, 5)), Array.from(stratifiedFolds(y, 3, 4)), 'the seed matters');
 });
 
-/** The backbone's forward written out by hand: the stem's output and every block's, in order. */
-function handOutputs(m: ResNet, x: Tensor): Map<string, Tensor> {
-  const out = new Map<string, Tensor>();
-  let h = F.relu(m.bn1.forward(m.conv1.forward(x)));
-  out.set('stem', h);
-  m.layers.forEach((stage, s) => stage.namedChildren().forEach(([, b], i) => { h = b.forward(h); out.set(`layer${s + 1}.${i}`, h); }));
-  return out;
-}
-
-const pooled = (y: Tensor, pool: string) => (pool === 'mean' ? y.mean([2, 3]) : y.flatten(2).max(2)[0]);
 
 async function firstBatch(ds: Awaited<ReturnType<typeof openDataset>>, transform: Awaited<ReturnType<typeof inputTransform>>) {
   const loader = await createLoader(ds, { split: 'train', batch: 100, transform: evalTransform(transform), workers: 0, shuffle: false });

@@ -21,6 +21,7 @@ import { evalTransform } from '../../src/data/transforms';
 import { applyMethod } from '../../src/methods';
 import { TapProbeModel } from '../../src/methods/tap-probe';
 import { ResNet } from '../../src/models/resnet';
+import { handOutputs, pooled } from './hand-forward';
 import { inputTransform, openBackbone } from '../../src/train/backbones';
 import { inputsOf } from '../../src/train/batch';
 import { evaluate } from '../../src/train/evaluate-run';
@@ -33,16 +34,6 @@ setNumThreads(1);
 
 const ALL_TAPS = 'stem:mean,stem:max,layer1.0:mean,layer1.0:max,layer2.1:mean,layer2.1:max,layer3.2:mean,layer3.2:max';
 
-/** The backbone's forward written out by hand: the stem's output and every block's, in order. */
-function handOutputs(m: ResNet, x: Tensor): Map<string, Tensor> {
-  const out = new Map<string, Tensor>();
-  let h = F.relu(m.bn1.forward(m.conv1.forward(x)));
-  out.set('stem', h);
-  m.layers.forEach((stage, s) => stage.namedChildren().forEach(([, b], i) => { h = b.forward(h); out.set(`layer${s + 1}.${i}`, h); }));
-  return out;
-}
-
-const pooled = (y: Tensor, pool: string) => (pool === 'mean' ? y.mean([2, 3]) : y.flatten(2).max(2)[0]);
 
 test('cached tap features are the backbone\'s stem and block outputs, mean- and max-pooled, bit for bit; a genome\'s assembled rows are its tap-probe model\'s features', async () => {
   const ds = await openDataset('quickdraw:300-302', { seed: 0, shots: 4 });
