@@ -19,17 +19,9 @@ import { RecurrentGate } from '../../src/methods/adafilter/gate';
 import { gumbelSoftmaxST } from '../../src/methods/spottune';
 import { SGD } from '../../src/optim/sgd';
 import { fakePretrained } from '../methods/helpers';
-import type { Batch } from '../../src/data/loader';
+import { calibrationBatches } from './helpers';
 
 setNumThreads(1);
-
-/** Loader-style fp32 batches of random images (what a method's calibrate reads). */
-async function* batches(n: number): AsyncGenerator<Batch> {
-  const x = randn([n, 3, 32, 32]);
-  const data = x.data() as Float32Array;
-  x.dispose();
-  yield { x: data, y: new Int32Array(n), shape: [n, 3, 32, 32] };
-}
 
 /** Autocast of a device type as [enabled, dtype code], read without changing it. */
 function autocastNow(type: 'cpu' | 'cuda'): [boolean, number] {
@@ -151,7 +143,7 @@ test("SpotTune's policy choice is taken in fp32 from bf16 logits: one-hot rows, 
 for (const method of methodNames()) {
   test(`${method}: a bf16 training step keeps fp32 weights, gradients and optimizer state`, async () => {
     const model = applyMethod(method, fakePretrained(0), 4);
-    if (model.calibrate) await model.calibrate(batches(6)); // gna groups its filters first, as the trainer does
+    if (model.calibrate) await model.calibrate(calibrationBatches(6)); // gna groups its filters first, as the trainer does
     const opt = new SGD(model.paramGroups({ lr: 0.01, weightDecay: 5e-4 }), { lr: 0.01, momentum: 0.9 });
     manualSeed(4);
     const x = randn([4, 3, 32, 32]);

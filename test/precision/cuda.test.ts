@@ -18,19 +18,11 @@ import { fineTune } from '../../src/train/trainer';
 import { evaluate } from '../../src/train/evaluate-run';
 import { fakePretrained } from '../methods/helpers';
 import { SMALL_API, tmpDir } from '../train/helpers';
-import type { Batch } from '../../src/data/loader';
+import { calibrationBatches } from './helpers';
 
 setNumThreads(1);
 const skip = cudaDevices() === 0 && 'no CUDA device here';
 const DEVICE = 'cuda:0';
-
-/** Loader-style fp32 batches of random images (what a method's calibrate reads). */
-async function* batches(n: number): AsyncGenerator<Batch> {
-  const x = randn([n, 3, 32, 32]);
-  const data = x.data() as Float32Array;
-  x.dispose();
-  yield { x: data, y: new Int32Array(n), shape: [n, 3, 32, 32] };
-}
 
 for (const method of methodNames()) {
   test(`${method} on CUDA: every tensor of the forward, loss and backward is on the GPU; bf16 and fp16 steps keep fp32 weights`, { skip }, async () => {
@@ -38,7 +30,7 @@ for (const method of methodNames()) {
     const model = applyMethod(method, fakePretrained(0), 4);
     try {
       model.to(DEVICE);
-      if (model.calibrate) await model.calibrate(batches(6));
+      if (model.calibrate) await model.calibrate(calibrationBatches(6));
       const x = onDevice(randn([3, 3, 32, 32]), DEVICE);
       const y = onDevice(randint(0, 4, [3]), DEVICE);
       for (const training of [true, false]) {

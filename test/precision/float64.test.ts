@@ -14,17 +14,9 @@ import { setNumThreads } from '../../src/engine/runtime';
 import { tidy } from '../../src/engine/scope';
 import { applyMethod, methodNames } from '../../src/methods/registry';
 import { fakePretrained } from '../methods/helpers';
-import type { Batch } from '../../src/data/loader';
+import { calibrationBatches } from './helpers';
 
 setNumThreads(1);
-
-/** Loader-style fp32 batches of random images (what a method's calibrate reads). */
-async function* batches(n: number): AsyncGenerator<Batch> {
-  const x = randn([n, 3, 32, 32]);
-  const data = x.data() as Float32Array;
-  x.dispose();
-  yield { x: data, y: new Int32Array(n), shape: [n, 3, 32, 32] };
-}
 
 /** Where a tensor was made: the first stack frame outside the engine. */
 function maker(): string {
@@ -60,7 +52,7 @@ for (const method of methodNames()) {
     const model = applyMethod(method, fakePretrained(0), 4);
     try {
       // gna groups its filters from fp32 training images first (as the trainer does).
-      if (model.calibrate) await model.calibrate(batches(6));
+      if (model.calibrate) await model.calibrate(calibrationBatches(6));
       model.to('float64');
       for (const [k, t] of model.stateDict()) {
         if (isFloating(t.dtype)) assert.equal(t.dtype, 'float64', `${k} after to('float64')`);
