@@ -10,6 +10,7 @@ import { loadSafetensors } from '../../src/io/safetensors';
 import { readLog } from '../../src/train/run-folder';
 import { FeatureCache } from '../../src/train/feature-cache';
 import { buildModel } from '../../src/models/registry';
+import type { Backbone } from '../../src/models/backbone';
 import { ResNet } from '../../src/models/resnet';
 import { MobileNetV2 } from '../../src/models/mobilenetv2';
 import { applyMethod } from '../../src/methods/registry';
@@ -67,13 +68,18 @@ test('linear probe on cached features: the same head and losses as running the b
   assert.ok(Math.abs(cached.test.loss - plain.test.loss) <= 1e-5);
 });
 
-test('--features-from: the probe reads the global average of that block, the head is sized to it', async () => {
-  manualSeed(3);
-  const ref = buildModel('resnet20', 3) as ResNet;
+/** A seeded network in eval mode (the reference to compute by hand from) and a linear probe cut at `featuresFrom` on a copy of its weights. */
+function cutCopy<M extends Backbone>(backbone: string, seed: number, featuresFrom: string): { ref: M; probe: LinearProbeModel } {
+  manualSeed(seed);
+  const ref = buildModel(backbone, 3) as M;
   ref.eval();
-  const cut = buildModel('resnet20', 3);
+  const cut = buildModel(backbone, 3);
   cut.loadStateDict(ref.stateDict());
-  const probe = applyMethod('linear-probe', cut, 3, { featuresFrom: 'layer2.1' }) as LinearProbeModel;
+  return { ref, probe: applyMethod('linear-probe', cut, 3, { featuresFrom }) as LinearProbeModel };
+}
+
+test('--features-from: the probe reads the global average of that block, the head is sized to it', async () => {
+  const { ref, probe } = cutCopy<ResNet>('resnet20', 3, 'layer2.1');
   try {
     assert.deepEqual(probe.head.weight.shape, [3, 32]);
     assert.deepEqual(cutPoints(ref).map((c) => c.name), ['layer1.0', 'layer1.1', 'layer1.2', 'layer2.0', 'layer2.1', 'layer2.2', 'layer3.0', 'layer3.1', 'layer3.2']);
@@ -94,12 +100,7 @@ test('--features-from: the probe reads the global average of that block, the hea
     ref.dispose();
   }
   // MobileNetV2: the layers after the last block (1×1 to 1280, BN, ReLU6) go too.
-  manualSeed(4);
-  const mref = buildModel('mobilenetv2-0.5', 3) as MobileNetV2;
-  mref.eval();
-  const mcut = buildModel('mobilenetv2-0.5', 3);
-  mcut.loadStateDict(mref.stateDict());
-  const mprobe = applyMethod('linear-probe', mcut, 3, { featuresFrom: 'features.13' }) as LinearProbeModel;
+  const { ref: mref, probe: mprobe } = cutCopy<MobileNetV2>('mobilenetv2-0.5', 4, 'features.13');
   try {
     assert.deepEqual(mprobe.head.weight.shape, [3, 48]);
     tidy(() => noGrad(() => {
