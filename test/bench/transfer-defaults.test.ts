@@ -5,7 +5,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { CellSpec, DefaultsSpec, Profile, PROFILES } from '../../bench/transfer-suite';
@@ -15,15 +14,8 @@ import { headline } from '../../bench/transfer-report';
 import { openDataset } from '../../src/data/registry';
 import { resolveOptions } from '../../src/train/options';
 import { searchGrid } from '../../src/train/search';
+import { close, tmpDir } from './helpers';
 
-const made: string[] = [];
-process.on('exit', () => { for (const d of made) fs.rmSync(d, { recursive: true, force: true }); });
-function tmpDir(tag: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `adafilter-defaults-${tag}-`));
-  made.push(d);
-  return d;
-}
-const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 const strip = (o: object) => { const { out: _o, ...r } = resolveOptions(o as never); return r; };
 
 test('defaults profile: 4 benchmark cells and 2 made-up folders on the default backbone, a 3 × 3 grid whose centre is the default run', () => {

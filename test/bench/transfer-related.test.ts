@@ -5,19 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { CellSpec, epochsFor, Profile, PROFILES, seedsOf } from '../../bench/transfer-suite';
 import { runTransfer } from '../../bench/transfer';
+import { close, tmpDir } from './helpers';
 
-const made: string[] = [];
-process.on('exit', () => { for (const d of made) fs.rmSync(d, { recursive: true, force: true }); });
-function tmpDir(tag: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `adafilter-transfer-${tag}-`));
-  made.push(d);
-  return d;
-}
-const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 const sameTarget = (a: CellSpec, b: CellSpec) => assert.deepEqual(
     [a.data, a.subset, a.shots, a.backbone, a.valFraction, a.testFraction, a.inputSize, a.fixedEpochs],
     [b.data, b.subset, b.shots, b.backbone, b.valFraction, b.testFraction, b.inputSize, b.fixedEpochs], `${a.id} is ${b.id}'s target`);

@@ -2,7 +2,6 @@ import { shippedBackbone } from '../../src/train/shipped';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { getMethod } from '../../src/methods/registry';
 import { openSource } from '../../src/data/registry';
@@ -14,16 +13,7 @@ import {
 } from '../../bench/transfer-stats';
 import { publishResults, runTransfer } from '../../bench/transfer';
 import { DISCUSSION_END, DISCUSSION_START } from '../../bench/transfer-report';
-
-const made: string[] = [];
-process.on('exit', () => { for (const d of made) fs.rmSync(d, { recursive: true, force: true }); });
-function tmpDir(tag: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `adafilter-transfer-${tag}-`));
-  made.push(d);
-  return d;
-}
-
-const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
+import { close, tmpDir } from './helpers';
 
 test('suite: every method exists, grids are fair, every dataset opens with its shots', async () => {
   const data = tmpDir('suite');
