@@ -5,13 +5,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tensor, getNumThreads } from '../../../src/index';
-import { ProcessGroup, workerEnv } from '../../../src/dist';
+import { ProcessGroup } from '../../../src/dist';
 import { rankValues, BROADCAST_ROOT } from './collectives-values';
+import { launchedEnv, runWorker, writeRankResult } from './setup';
 
 async function main(): Promise<void> {
   const out = process.argv[2];
-  const env = workerEnv();
-  if (!env) throw new Error('collectives-worker: not started by a launcher');
+  const env = launchedEnv('collectives-worker');
   const group = await ProcessGroup.fromEnv(env, { timeoutMs: 60_000 });
   const v = rankValues(env.rank);
   const result: Record<string, unknown> = { rank: env.rank, worldSize: group.worldSize, threads: getNumThreads(), env };
@@ -44,11 +44,7 @@ async function main(): Promise<void> {
   // Misuse rejects like a failed collective instead of throwing where the call is made.
   const late = group.barrier();
   result.afterDestroy = await late.then(() => 'resolved', (e: Error) => e.message);
-  fs.writeFileSync(path.join(out, `rank${env.rank}.json.tmp`), JSON.stringify(result));
-  fs.renameSync(path.join(out, `rank${env.rank}.json.tmp`), path.join(out, `rank${env.rank}.json`));
+  writeRankResult(out, env.rank, result);
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).name}: ${(e as Error).message}\n`);
-  process.exit(1);
-});
+runWorker(main);

@@ -4,15 +4,13 @@
  * and after syncBuffers) to OUT/rank<R>.json.
  * argv: OUT KIND(bn|adafilter)
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { ProcessGroup, DistributedDataParallel, workerEnv } from '../../../src/dist';
+import { ProcessGroup, DistributedDataParallel } from '../../../src/dist';
 import { MethodKind, METHOD_STEPS, makeTrainee, backwardMicroBatch, trainableValues } from './ddp-methods';
+import { launchedEnv, runWorker, writeRankResult } from './setup';
 
 async function main(): Promise<void> {
   const [out, kind] = [process.argv[2], process.argv[3] as MethodKind];
-  const env = workerEnv();
-  if (!env) throw new Error('ddp-methods-worker: not started by a launcher');
+  const env = launchedEnv('ddp-methods-worker');
   const group = await ProcessGroup.fromEnv(env, { timeoutMs: 120_000 });
   const t = makeTrainee(kind);
   t.module.train();
@@ -29,12 +27,7 @@ async function main(): Promise<void> {
   result.buffersAfterSync = buffers();
   ddp.dispose();
   group.destroy();
-  const file = path.join(out, `rank${env.rank}.json`);
-  fs.writeFileSync(`${file}.tmp`, JSON.stringify(result));
-  fs.renameSync(`${file}.tmp`, file);
+  writeRankResult(out, env.rank, result);
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).name}: ${(e as Error).message}\n`);
-  process.exit(1);
-});
+runWorker(main);

@@ -5,17 +5,14 @@
  * Writes OUT/rank<R>.json: final parameters, summed metrics, the step each rank stopped at.
  * argv: OUT MODE(train|stop)
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { F, tidy } from '../../../src/index';
-import { DataParallel } from '../../../src/dist';
 import { makeModel, makeData, makeOptimizer, parameterValues } from './ddp-training';
 import { DP_SAMPLES, DP_BATCH, STOP_STEP } from './dp-values';
+import { joinDataParallel, runWorker, writeRankResult } from './setup';
 
 async function main(): Promise<void> {
   const [out, mode] = [process.argv[2], process.argv[3]];
-  const dp = await DataParallel.join({ timeoutMs: 60_000 });
-  if (!dp) throw new Error('dp-worker: not started as one of several workers');
+  const dp = await joinDataParallel('dp-worker', 60_000);
   const all = makeData();
   const model = makeModel('plain', 7 + dp.rank);
   await dp.wrap(model);
@@ -41,12 +38,7 @@ async function main(): Promise<void> {
   const result = { final: parameterValues(model), totalLoss, totalSeen, stoppedAt, writes: dp.writes };
   await dp.barrier();
   dp.close();
-  const file = path.join(out, `rank${dp.rank}.json`);
-  fs.writeFileSync(`${file}.tmp`, JSON.stringify(result));
-  fs.renameSync(`${file}.tmp`, file);
+  writeRankResult(out, dp.rank, result);
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).name}: ${(e as Error).message}\n`);
-  process.exit(1);
-});
+runWorker(main);

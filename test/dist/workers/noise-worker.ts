@@ -4,15 +4,12 @@
  * trained parameters of every kind to OUT/rank<R>.json.
  * argv: OUT NOISE_SEED
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { DataParallel } from '../../../src/dist/data-parallel';
 import { NOISE_KINDS, makeNoiseTrainee, noiseBatch, trainNoisy, trainedValues } from './noise-training';
+import { joinDataParallel, runWorker, writeRankResult } from './setup';
 
 async function main(): Promise<void> {
   const [out, seed] = [process.argv[2], Number(process.argv[3])];
-  const dp = await DataParallel.join({ timeoutMs: 120_000 });
-  if (!dp) throw new Error('noise-worker: not started as one of several workers');
+  const dp = await joinDataParallel('noise-worker', 120_000);
   const batch = noiseBatch();
   const result: Record<string, Record<string, number[]>> = {};
   for (const kind of NOISE_KINDS) {
@@ -25,12 +22,7 @@ async function main(): Promise<void> {
     t.model.dispose();
   }
   dp.close();
-  const file = path.join(out, `rank${dp.rank}.json`);
-  fs.writeFileSync(`${file}.tmp`, JSON.stringify(result));
-  fs.renameSync(`${file}.tmp`, file);
+  writeRankResult(out, dp.rank, result);
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).name}: ${(e as Error).message}\n`);
-  process.exit(1);
-});
+runWorker(main);

@@ -6,14 +6,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { full } from '../../../src/index';
-import { ProcessGroup, workerEnv } from '../../../src/dist';
+import { ProcessGroup } from '../../../src/dist';
+import { launchedEnv, runWorker } from './setup';
 
 const STEPS = 1000;
 
 async function main(): Promise<void> {
   const [out, mode, timeoutMs] = [process.argv[2], process.argv[3], Number(process.argv[4])];
-  const env = workerEnv();
-  if (!env) throw new Error('steps-worker: not started by a launcher');
+  const env = launchedEnv('steps-worker');
   // The launcher's SIGTERM would end this process before its collective fails by itself; the
   // test wants to see that failure, so the signal is only noted (SIGKILL still ends it).
   process.on('SIGTERM', () => process.stderr.write(`rank ${env.rank}: SIGTERM (ignored by the test worker)\n`));
@@ -33,7 +33,4 @@ async function main(): Promise<void> {
   group.destroy();
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).name}: ${(e as Error).message}\n`);
-  process.exit(1);
-});
+runWorker(main);
