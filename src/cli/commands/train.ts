@@ -11,8 +11,8 @@ import { relaunch } from '../../dist/relaunch';
 
 const usage = `usage: adafilter train --data D [--method M] [options] [--resume]
   Fine-tunes a backbone on D with method M (default adafilter) and writes a run folder (--out,
-  default runs/M-D-sSEED): run.json, log.jsonl (one line per epoch), checkpoint.safetensors (every
-  epoch; Ctrl-C saves one and stops), model.safetensors (best validation weights), result.json
+  default runs/M-D-sSEED): run.json, log.jsonl (one line per validation), checkpoint.safetensors (at
+  every validation; Ctrl-C saves one and stops), model.safetensors (best validation weights), result.json
   (test split, read once at the end). --resume continues a stopped run exactly. --auto first tries
   3 learning rates (lr / gate-lr pairs for gated methods) on the validation split, in OUT/trials/,
   records the choice in OUT/search.json and makes the best one the run.
