@@ -10,7 +10,8 @@
         "src/data.cc",
         "src/runtime.cc",
         "src/caching_allocator.cc",
-        "src/dist.cc"
+        "src/dist.cc",
+        "src/op-trace.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

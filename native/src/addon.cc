@@ -34,6 +34,8 @@ DECLARE(SetData)
 DECLARE(IsLive)
 DECLARE(CountForGc)
 DECLARE(CachedBytes)
+DECLARE(OpTraceStart)
+DECLARE(OpTraceStop)
 
 #define EXPORT(jsName, fn) exports.Set(jsName, Napi::Function::New(env, guarded<fn>, jsName))
 
@@ -71,6 +73,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("isLive", IsLive);
   EXPORT("countForGc", CountForGc);
   EXPORT("cachedBytes", CachedBytes);
+  EXPORT("opTraceStart", OpTraceStart);
+  EXPORT("opTraceStop", OpTraceStop);
   RegisterDist(env, exports);
   return exports;
 }

@@ -54,6 +54,18 @@ export interface Native {
   /** Whether this libtorch was built with CUDA (whatever GPUs the machine has). */
   cudaBuilt(): boolean;
   parallelInfo(): string;
+  /** Starts recording every op libtorch dispatches (engine/op-trace.ts). */
+  opTraceStart(): void;
+  opTraceStop(): OpRecord[];
+}
+
+/** One dispatched op as libtorch's profiler reports it: input dtypes ('Scalar', '' for non-tensors) and shapes. */
+export interface OpRecord {
+  name: string;
+  /** 0 for an op called from outside libtorch, n + 1 for one called inside an op at depth n. */
+  depth: number;
+  dtypes: string[];
+  shapes: number[][];
 }
 
 /** native/build.js, the addon's build step (plain JS: scripts/setup.sh runs it before tsc), in a checkout and in node_modules/adafilter alike. */
