@@ -23,6 +23,9 @@ import { Linear } from '../../src/nn/linear';
 import { BatchNorm2d } from '../../src/nn/batchnorm';
 import { buildModel } from '../../src/models/registry';
 import { SGD } from '../../src/optim/sgd';
+import { LSTMCell } from '../../src/nn/lstm-cell';
+import { applyMethod } from '../../src/methods/registry';
+import { MethodModel } from '../../src/methods/method';
 import { hasTorch, PYTHON } from '../models/helpers';
 
 setNumThreads(1);
@@ -150,5 +153,64 @@ test('our bf16 training step casts exactly what PyTorch\'s does (its profiler, t
     assert.equal(clones(ops), clones(theirs));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** One steady-state bf16 training step of a method on resnet20 (batch 3: no activation shares a parameter's shape). */
+function tracedMethodStep(method: string): { ops: OpRecord[]; model: MethodModel } {
+  manualSeed(0);
+  const model = applyMethod(method, buildModel('resnet20', 10), 10);
+  const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
+  const x = randn([3, 3, 16, 16]);
+  const y = randint(0, 10, [3]);
+  model.train();
+  const step = () => tidy(() => {
+    opt.zeroGrad();
+    inPrecision('bf16', 'cpu', () => model.loss(model.run(x), y)).backward();
+    opt.step();
+  });
+  try {
+    step();
+    step();
+    return { ops: traceOps(step).ops, model };
+  } finally {
+    opt.dispose();
+    x.dispose();
+    y.dispose();
+  }
+}
+
+for (const method of ['finetune', 'adafilter', 'spottune']) {
+  test(`${method}: a bf16 step casts no parameter twice (autocast's cache holds what is reused)`, () => {
+    const { ops, model } = tracedMethodStep(method);
+    try {
+      const perShape = new Map<string, number>();
+      for (const p of model.parameters()) perShape.set(JSON.stringify(p.shape), (perShape.get(JSON.stringify(p.shape)) ?? 0) + 1);
+      const down = casts(ops, BF16, 'float');
+      assert.ok(down.length > 20);
+      for (const [shape, n] of perShape) {
+        const cast = down.filter((s) => s === shape).length;
+        assert.ok(cast <= n, `${cast} casts of parameters shaped ${shape}, only ${n} such parameters`);
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+}
+
+test("adafilter: the recurrent gate's LSTM cell runs once per gated layer, its weights are cast once per step", () => {
+  const { ops, model } = tracedMethodStep('adafilter');
+  try {
+    const cell = model.modules().find((m) => m instanceof LSTMCell) as LSTMCell | undefined;
+    assert.ok(cell, 'AdaFilter has a recurrent gate');
+    const calls = ops.filter((r) => r.name === 'aten::lstm_cell' && r.depth === 0).length;
+    assert.ok(calls > 10, `lstm_cell ran ${calls} times`);
+    for (const w of [cell.weight_ih, cell.weight_hh]) {
+      const shape = JSON.stringify(w.shape);
+      assert.equal(model.parameters().filter((p) => JSON.stringify(p.shape) === shape).length, 1, `${shape} is the cell's alone`);
+      assert.equal(casts(ops, BF16, 'float').filter((s) => s === shape).length, 1, `weight ${shape}: one cast for ${calls} calls`);
+    }
+  } finally {
+    model.dispose();
   }
 });
