@@ -20,6 +20,8 @@ export const RUN_FILES = {
   config: 'run.json', log: 'log.jsonl', checkpoint: 'checkpoint.safetensors', model: 'model.safetensors', result: 'result.json',
 } as const;
 
+export type CheckpointTies = 'lower-loss' | 'earliest';
+
 export interface RunConfig {
   version: 1;
   backbone: string;
@@ -55,6 +57,12 @@ export interface RunConfig {
   threads: number;
   /** Arithmetic of the training steps and evaluations (absent in runs made before it existed: fp32). */
   precision?: Precision;
+  /**
+   * Which of several validation points with the best accuracy keeps its weights: 'lower-loss' (the
+   * one with the lowest validation loss, the earliest of exact ties) or 'earliest' (absent in runs
+   * made before 2026-12-01: they kept the first point to reach the best accuracy).
+   */
+  checkpointTies?: CheckpointTies;
   /** Where the run trained ('cpu', 'cuda:0'); its files load on either. */
   device?: string;
   classes: string[];
