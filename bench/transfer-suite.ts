@@ -534,7 +534,6 @@ PROFILES.defaults = {
   ],
   defaults: {
     cells: [
-      qd(5, ['finetune', 'adafilter'], { backbone: 'default' }),
       // Quick Draw 335-339 are in no backbone's pretraining (0-244) and no other cell (300-309, 320-329); 10 images per class, all of them used.
       { id: 'folder-quickdraw335', group: 'made-up folder: Quick Draw 335-339, 10 per class, 28 px', data: null, shots: 0, backbone: 'default', methods: ['finetune', 'adafilter'],
         folder: { name: 'quickdraw335-10', source: QD_NEW, perClass: 10 } },
@@ -542,6 +541,7 @@ PROFILES.defaults = {
       { id: 'folder-fashion-mnist', group: 'made-up folder: Fashion-MNIST, 10 per class, 48 px', data: null, shots: 0, backbone: 'default', methods: ['finetune', 'adafilter'],
         folder: { name: 'fashion-mnist-10-48px', source: 'fashion-mnist', perClass: 10, size: 48 } },
       // Run after the folders: if a sitting ends first, the acceptance's two folders are measured.
+      qd(5, ['finetune', 'adafilter'], { backbone: 'default' }),
       qd(20, ['finetune', 'adafilter'], { backbone: 'default' }),
       { ...glyph(5, ['finetune', 'adafilter']), backbone: 'default' },
       subset(FASHION, 'Fashion-MNIST (subset)', 20, ['finetune', 'adafilter'], { backbone: 'default' }),
