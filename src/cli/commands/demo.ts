@@ -13,7 +13,9 @@ import { readBenchmarkHeadline } from '../../train/standing';
  * fine-tuning and by AdaFilter under the same budget; then the comparison table and a report.
  * The budget is the trainer's default rule (src/train/budget.ts: 504 steps here), the one a user's
  * first `train` gets. 2 seeds, not 3: at that budget a seed of both methods costs about 2.5 minutes
- * on 2 cores, and the demo is to finish in a few minutes; the benchmark line it prints is the evidence.
+ * on 2 cores (estimated from the `defaults` benchmark profile's per-step costs, 0.14 s finetune and
+ * 0.32 s AdaFilter per batch-32 step on one thread; not timed on an idle machine), and the demo is to
+ * finish in a few minutes; the benchmark line it prints is the evidence.
  */
 export const DEMO = {
   data: 'quickdraw:300-309', shots: 20, batch: 32, seeds: 2, methods: ['finetune', 'adafilter'], out: 'runs/demo',
