@@ -5,7 +5,7 @@ export type { OpRecord } from './native';
 /**
  * Runs fn and returns what it returned with every op libtorch dispatched meanwhile, in call order:
  * nested ops, autocast's casts and backward nodes included, in the format of PyTorch's profiler
- * with record_shapes (bench/peer/op-trace.py records the same step there), so two stacks can be
+ * with record_shapes (bench/step-trace.py records the same step there), so two stacks can be
  * compared op by op. Costs nothing outside a trace: the callback exists only while fn runs.
  */
 export function traceOps<T>(fn: () => T): { result: T; ops: OpRecord[] } {
