@@ -31,7 +31,9 @@ const FOLDER_SEED = 20261201;
 
 /**
  * Writes a made-up folder once: perClass images of every class of the source, chosen by a fixed
- * seed, as CLASS/INDEX.png. Written into DIR.partial and renamed, so a folder that exists is whole.
+ * seed, as CLASS/INDEX.png — or, with testPerClass, as train/CLASS/… and the next testPerClass
+ * images of the same shuffle as test/CLASS/…. Written into DIR.partial and renamed, so a folder
+ * that exists is whole.
  */
 export async function materialiseFolder(spec: FolderSpec, dir: string): Promise<string> {
   if (fs.existsSync(dir)) return dir;
@@ -43,18 +45,24 @@ export async function materialiseFolder(spec: FolderSpec, dir: string): Promise<
   const partial = `${dir}.partial`;
   fs.rmSync(partial, { recursive: true, force: true });
   const items = [...ds.splits.train, ...(ds.splits.val ?? []), ...(ds.splits.test ?? [])];
+  const parts: [string, number][] = spec.testPerClass ? [['train', spec.perClass], ['test', spec.testPerClass]] : [['', spec.perClass]];
+  const needed = spec.perClass + (spec.testPerClass ?? 0);
   for (let c = 0; c < ds.classes.length; c++) {
     const g = items.filter((it) => it.label === c).sort((a, b) => a.index - b.index);
     new Rng(FOLDER_SEED, 1, c).shuffle(g);
-    if (g.length < spec.perClass) throw new Error(`${spec.source}: class ${ds.classes[c]} has ${g.length} images, ${spec.perClass} needed`);
-    const sub = path.join(partial, ds.classes[c].replace(/[^A-Za-z0-9 _-]/g, '_'));
-    fs.mkdirSync(sub, { recursive: true });
-    for (const it of g.slice(0, spec.perClass)) {
-      const raw = view.subarray(it.index * px, (it.index + 1) * px);
-      const png = spec.size && (spec.size !== width || spec.size !== height)
-        ? await sharp(Buffer.from(raw), { raw: { width, height, channels } }).resize(spec.size, spec.size, { kernel: 'lanczos3' }).png().toBuffer()
-        : encodePng(raw, width, height, channels as 1 | 3);
-      writeFileAtomic(path.join(sub, `${it.index}.png`), png);
+    if (g.length < needed) throw new Error(`${spec.source}: class ${ds.classes[c]} has ${g.length} images, ${needed} needed`);
+    let at = 0;
+    for (const [split, n] of parts) {
+      const sub = path.join(partial, split, ds.classes[c].replace(/[^A-Za-z0-9 _-]/g, '_'));
+      fs.mkdirSync(sub, { recursive: true });
+      for (const it of g.slice(at, at + n)) {
+        const raw = view.subarray(it.index * px, (it.index + 1) * px);
+        const png = spec.size && (spec.size !== width || spec.size !== height)
+          ? await sharp(Buffer.from(raw), { raw: { width, height, channels } }).resize(spec.size, spec.size, { kernel: 'lanczos3' }).png().toBuffer()
+          : encodePng(raw, width, height, channels as 1 | 3);
+        writeFileAtomic(path.join(sub, `${it.index}.png`), png);
+      }
+      at += n;
     }
   }
   fs.renameSync(partial, dir);

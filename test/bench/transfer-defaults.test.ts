@@ -18,7 +18,7 @@ import { close, tmpDir } from './helpers';
 
 const strip = (o: object) => { const { out: _o, ...r } = resolveOptions(o as never); return r; };
 
-test('defaults profile: 4 benchmark cells and 2 made-up folders on the default backbone, a 3 × 3 grid whose centre is the default run', () => {
+test('defaults profile: 4 benchmark cells and 2 made-up folders (held-out test beside them) on the default backbone, a 3 × 3 grid whose centre is the default run', () => {
   const p = PROFILES.defaults, d = p.defaults!;
   assert.equal(p.cells.length, 0, 'no comparison cells: the grid is its own plan');
   assert.equal(d.cells.length, 6);
@@ -39,7 +39,7 @@ test('defaults profile: 4 benchmark cells and 2 made-up folders on the default b
   for (let k = lo; k <= hi; k++) assert.ok(k > 244 && !(k >= 300 && k <= 309) && !(k >= 320 && k <= 329), `class ${k} is used nowhere else`);
   assert.equal(hi - lo + 1, 5);
   assert.ok(folders.some((c) => c.folder!.size && c.folder!.size !== 28), 'one folder at another image size');
-  for (const c of folders) assert.equal(c.folder!.perClass, 10);
+  for (const c of folders) assert.deepEqual([c.folder!.perClass, c.folder!.testPerClass], [10, 90]);
 
   for (const m of d.methods) {
     const g = gridFor(d, m, 504);
@@ -76,9 +76,17 @@ test('made-up folders: written once, the same bytes every time, read through the
     for (const f of list(a)) assert.ok(fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(b, f))), `${f}: same bytes`);
     assert.ok(!fs.existsSync(`${a}.partial`));
     const ds = await openDataset(`folder:${a}`, { seed: 0 });
-    const total = ds.splits.train.length + ds.splits.val!.length + ds.splits.test!.length;
-    assert.equal(total, 10 * ds.classes.length);
-    assert.equal(list(a).length, total);
+    const k = ds.classes.length;
+    // train/ holds the user's 10 per class, validation carved from them; test/ is kept whole.
+    assert.deepEqual(fs.readdirSync(a).sort(), ['test', 'train']);
+    assert.equal(ds.splits.train.length + ds.splits.val!.length, 10 * k);
+    assert.equal(ds.splits.val!.length, k, 'one validation image per class');
+    assert.equal(ds.splits.test!.length, 90 * k);
+    assert.equal(list(a).length, 100 * k);
+    // No image is both a training and a test image.
+    const names = (s: string) => new Set(fs.readdirSync(path.join(a, s), { recursive: true }).map(String).filter((f) => f.endsWith('.png')));
+    const tr = names('train');
+    for (const f of names('test')) assert.ok(!tr.has(f), `${f} in both train/ and test/`);
     const meta = await sharp(path.join(a, list(a)[0])).metadata();
     assert.equal(meta.width, c.folder!.size ?? 28);
     assert.equal(meta.height, c.folder!.size ?? 28);
