@@ -252,6 +252,14 @@ export function defaultsJobs(spec: DefaultsSpec, cells: DefaultsCellPlan[], seed
   return jobs;
 }
 
+/**
+ * Whether a gap in points is within a bound. Accuracies are counts over the test size in floating
+ * point, so a gap of exactly 2 points (376/450 − 367/450) computes as 2.0000000000000018.
+ */
+export function withinPoints(gap: number, bound: number): boolean {
+  return gap <= bound + 1e-9;
+}
+
 export function defaultsReport(spec: DefaultsSpec, cells: DefaultsCellPlan[], seeds: number, out: string): DefaultsReport {
   const runs: DefaultsRunRow[] = [];
   const gaps: DefaultsGapRow[] = [];
@@ -276,9 +284,9 @@ export function defaultsReport(spec: DefaultsSpec, cells: DefaultsCellPlan[], se
       cell: c.id, group: c.group, method: m, seed: s, gridPoints: g.points.length, gridFinished: rows.length,
       bestByTest: complete ? byTest : null, bestByVal: complete ? byVal : null,
       default: defaultRow ? { testAcc: defaultRow.testAcc, sameRunAs: g.defaultIs } : null,
-      defaultGap, defaultMeets: defaultGap === null ? null : defaultGap <= spec.defaultGap,
+      defaultGap, defaultMeets: defaultGap === null ? null : withinPoints(defaultGap, spec.defaultGap),
       auto: ar && search ? { testAcc: ar.test.acc, lr: search.lr, gateLr: search.gateLr, chosenTrial: search.chosen } : null,
-      autoGap, autoMeets: autoGap === null ? null : autoGap <= spec.autoGap,
+      autoGap, autoMeets: autoGap === null ? null : withinPoints(autoGap, spec.autoGap),
     });
   }
   const done = gaps.filter((x) => x.defaultGap !== null && x.autoGap !== null);

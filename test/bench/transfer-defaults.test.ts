@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { CellSpec, DefaultsSpec, Profile, PROFILES } from '../../bench/transfer-suite';
-import { gridFor, materialiseFolder, runOptions } from '../../bench/transfer-defaults';
+import { gridFor, materialiseFolder, runOptions, withinPoints } from '../../bench/transfer-defaults';
 import { runTransfer } from '../../bench/transfer';
 import { headline } from '../../bench/transfer-report';
 import { openDataset } from '../../src/data/registry';
@@ -142,4 +142,13 @@ test('end to end: a grid point, the default (= the grid centre, continued from -
   // Report only: nothing trains, the same report from the folders.
   const again = await runTransfer({ profile: tiny, out, jobs: 1, threads: 1, train: false, log: () => {} });
   assert.deepEqual(again.defaults, s.defaults);
+});
+
+test('gap bounds: a gap of exactly the bound, computed from test counts, is within it; one image more is not', () => {
+  const gap = (a: number, b: number, n: number) => 100 * (a / n - b / n);
+  assert.ok(gap(376, 367, 450) > 2, 'the float artefact this guards against');
+  assert.ok(withinPoints(gap(376, 367, 450), 2));
+  assert.ok(!withinPoints(gap(377, 367, 450), 2));
+  assert.ok(withinPoints(gap(101, 99, 200), 1));
+  assert.ok(!withinPoints(gap(102, 99, 200), 1));
 });
