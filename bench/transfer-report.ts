@@ -68,12 +68,19 @@ export function defaultsHeadline(s: TransferSummary): string {
     `**${m.defaultMeets === m.rows && m.autoMeets === m.rows ? 'met' : 'not met'}**.`;
 }
 
+/** Results of one seed differ between CPUs (Intel Xeon and AMD EPYC give different floats): the machine is part of a result. */
+function machineLine(s: TransferSummary): string {
+  const m = s.machine;
+  return `- Machine: ${m.cpu}, ${m.cores} cores (shared with other jobs), ${m.memory_gib} GiB, libtorch ${m.libtorch}, Node ${m.node}; ` +
+    `${s.settings.jobs} training process(es) × ${s.settings.threads} libtorch thread(s).`;
+}
+
 function defaultsSection(s: TransferSummary, level: string): string {
   const d = s.defaults!;
   const out: string[] = [`${level} Setup`, ''];
   out.push(`- Command: \`${s.command || `adafilter bench transfer --profile ${s.profile}`}\``);
-  out.push(`- Ran ${s.startedAt} → ${s.finishedAt} (${(s.wallSeconds / 60).toFixed(1)} min wall for this invocation; earlier invocations' runs are reused); ` +
-    `${s.settings.jobs} training process(es) × ${s.settings.threads} libtorch thread(s).`);
+  out.push(`- Ran ${s.startedAt} → ${s.finishedAt} (${(s.wallSeconds / 60).toFixed(1)} min wall for this invocation; earlier invocations' runs are reused).`);
+  out.push(machineLine(s));
   out.push(`- Every run has the trainer's defaults (batch 32, the backbone's preprocessing, augmentation, cosine schedule) but for the grid's flags: ` +
     `lr ${d.lrFactors.join(', ')} × 0.01 (\`--lr\`; the gate lr left to the trainer, so it follows the method's default ratio) and ` +
     `${d.budgetFactors.join(', ')} × the default rule's steps (\`--steps\`); seeds 0..${d.seeds - 1}.`);
@@ -113,9 +120,7 @@ function section(s: TransferSummary, level: string): string {
   out.push(`${level} Setup`, '');
   out.push(`- Command: \`${s.command || `adafilter bench transfer --profile ${s.profile}`}\``);
   out.push(`- Ran ${s.startedAt} → ${s.finishedAt} (${(s.wallSeconds / 60).toFixed(1)} min wall for this invocation; earlier invocations' runs are reused).`);
-  const m = s.machine;
-  out.push(`- Machine: ${m.cpu}, ${m.cores} cores (shared with other jobs), ${m.memory_gib} GiB, libtorch ${m.libtorch}, Node ${m.node}; ` +
-    `${s.settings.jobs} training process(es) × ${s.settings.threads} libtorch thread(s).`);
+  out.push(machineLine(s));
   out.push(`- Every run: SGD momentum 0.9, weight decay 5e-4, cosine schedule, batch ${s.settings.batch}, random crop (pad 1/8) + flip, ` +
     `epochs = round(${s.settings.epochImages} / training-set size) clamped to [${s.settings.minEpochs}, ${s.settings.maxEpochs}] (same for every method of a cell), ` +
     `best-validation-epoch weights tested once; seeds 0..${s.settings.seeds - 1}; compare() gives every method the same splits, shots, order and augmentation per seed.`);
