@@ -30,10 +30,9 @@ import { CellSpec, dataNameOf, DefaultsSpec, FolderSpec, folderDirOf } from './t
 const FOLDER_SEED = 20261201;
 
 /**
- * Writes a made-up folder once: perClass images of every class of the source, chosen by a fixed
- * seed, as CLASS/INDEX.png — or, with testPerClass, as train/CLASS/… and the next testPerClass
- * images of the same shuffle as test/CLASS/…. Written into DIR.partial and renamed, so a folder
- * that exists is whole.
+ * Writes a made-up folder once, laid out as FolderSpec says (test/ takes the images after train/'s in
+ * one fixed-seed shuffle per class, so the two never share one). Written into DIR.partial and renamed,
+ * so a folder that exists is whole.
  */
 export async function materialiseFolder(spec: FolderSpec, dir: string): Promise<string> {
   if (fs.existsSync(dir)) return dir;
