@@ -8,15 +8,15 @@
  *   OUT/defaults/CELL/METHOD/auto/           `train --auto` (its trials under auto/trials/)
  *
  * Reuse, only where identical by construction: the default run is the grid centre (both flags left
- * out, the same options); a grid point at the default budget whose (lr, gate lr) is one of --auto's
- * trials is that trial's folder continued to the test score, which is how --auto makes its own
- * final run (src/train/search.ts).
+ * out, the same options); a grid point whose (lr, gate lr, budget) is one of --auto's trials is that
+ * trial's folder continued to the test score, which is how --auto makes its own final run
+ * (src/train/search.ts) — except where --auto cross-validates (a fold's trial trains on other images).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { fineTune } from '../src/train/trainer';
-import { autoTrain, readSearch, searchGrid } from '../src/train/search';
+import { autoTrain, readSearch, searchFolds, searchGrid } from '../src/train/search';
 import { resolveOptions, TRAIN_DEFAULTS, TrainOptions } from '../src/train/options';
 import { trainingBudget } from '../src/train/budget';
 import { isRunFolder, readResult, readRunConfig, RUN_FILES } from '../src/train/run-folder';
@@ -86,6 +86,8 @@ export interface DefaultsCellPlan extends CellSpec {
   trainSize: number;
   /** The default step rule's steps for this cell (batch 32). */
   defaultSteps: number;
+  /** The folds --auto validates its trials on here (searchFolds: 1 = the validation split). */
+  autoFolds: number;
   budgetRule: string;
   /** Per method: the grid, and the point the default run is (null: it is a run of its own). */
   grid: Record<string, { points: GridPoint[]; defaultIs: string | null }>;
@@ -97,20 +99,20 @@ const factorKey = (f: number) => String(f).replace('.', 'p');
 export const pointDir = (out: string, cell: string, method: string, key: string) => path.join(out, 'defaults', cell, method, key);
 export const autoDir = (out: string, cell: string, method: string) => path.join(out, 'defaults', cell, method, 'auto');
 
-/** The grid of one method on a cell whose default budget is defaultSteps. */
-export function gridFor(spec: DefaultsSpec, method: string, defaultSteps: number): { points: GridPoint[]; defaultIs: string | null } {
+/** The grid of one method on a cell whose default budget is defaultSteps and where --auto validates on `autoFolds` folds. */
+export function gridFor(spec: DefaultsSpec, method: string, defaultSteps: number, autoFolds = 1): { points: GridPoint[]; defaultIs: string | null } {
   const lr0 = TRAIN_DEFAULTS.lr;
   const resolved = (lr: number | undefined, gateLr?: number) => {
     const r = resolveOptions({ data: 'x', method, lr, gateLr });
     return `${r.lr}/${r.headLr}/${r.gateLr}`;
   };
-  const trials = searchGrid(method).map((t) => resolved(t.lr, t.gateLr));
+  const trials = searchGrid(method).map((t) => `${resolved(t.lr, t.gateLr)}@${t.budget ?? 1}`);
   const points: GridPoint[] = [];
   for (const bf of spec.budgetFactors) {
     for (const lf of spec.lrFactors) {
       const lr = lf === 1 ? null : typed(lf * lr0);
       const steps = bf === 1 ? null : Math.max(1, Math.round(bf * defaultSteps));
-      const k = steps === null ? trials.indexOf(resolved(lr ?? undefined)) : -1;
+      const k = autoFolds === 1 ? trials.indexOf(`${resolved(lr ?? undefined)}@${bf}`) : -1;
       points.push({ key: `lr${factorKey(lf)}x-steps${factorKey(bf)}x`, lrFactor: lf, budgetFactor: bf, lr, steps, fromTrial: k < 0 ? null : k });
     }
   }
@@ -127,8 +129,9 @@ export async function planDefaultsCell(spec: DefaultsSpec, cell: CellSpec, out: 
   // What the trainer will compute for a run with no budget flag (src/train/trainer.ts: trainingBudget of the training split at the run's batch).
   const b = trainingBudget({ trainSize, batch: TRAIN_DEFAULTS.batch });
   const grid: DefaultsCellPlan['grid'] = {};
-  for (const m of cell.methods) grid[m] = gridFor(spec, m, b.steps);
-  return { ...cell, dataName, trainSize, defaultSteps: b.steps, budgetRule: b.rule, grid };
+  const autoFolds = searchFolds(ds).folds;
+  for (const m of cell.methods) grid[m] = gridFor(spec, m, b.steps, autoFolds);
+  return { ...cell, dataName, trainSize, defaultSteps: b.steps, autoFolds, budgetRule: b.rule, grid };
 }
 
 /** What a worker runs: one grid point (trained, or continued from a trial) or one --auto run. */
@@ -189,14 +192,14 @@ export interface DefaultsGapRow {
   /** Points of test accuracy: grid best − default (positive: the default is worse). */
   defaultGap: number | null;
   defaultMeets: boolean | null;
-  auto: { testAcc: number; lr: number; gateLr: number | null; chosenTrial: number } | null;
+  auto: { testAcc: number; lr: number; gateLr: number | null; budget: number; folds: number; chosenTrial: number } | null;
   autoGap: number | null;
   autoMeets: boolean | null;
 }
 
 export interface DefaultsReport {
   lrFactors: number[]; budgetFactors: number[]; defaultGap: number; autoGap: number; seeds: number;
-  cells: (Pick<DefaultsCellPlan, 'id' | 'group' | 'dataName' | 'backbone' | 'shots' | 'trainSize' | 'defaultSteps' | 'budgetRule' | 'grid' | 'folder'>)[];
+  cells: (Pick<DefaultsCellPlan, 'id' | 'group' | 'dataName' | 'backbone' | 'shots' | 'trainSize' | 'defaultSteps' | 'autoFolds' | 'budgetRule' | 'grid' | 'folder'>)[];
   runs: DefaultsRunRow[];
   gaps: DefaultsGapRow[];
   /** Over the rows with a finished grid, default and --auto. */
@@ -266,7 +269,8 @@ export function defaultsReport(spec: DefaultsSpec, cells: DefaultsCellPlan[], se
   for (const c of cells) for (const m of spec.methods.filter((x) => c.methods.includes(x))) for (let s = 0; s < seeds; s++) {
     const seedDir = (d: string) => (seeds > 1 ? `${d}-s${s}` : d);
     const g = c.grid[m];
-    plannedTrainings += searchGrid(m).length + g.points.filter((p) => p.fromTrial === null).length + (g.defaultIs === null ? 1 : 0);
+    // Cross-validated: every trial once per fold, then a final run of its own.
+    plannedTrainings += searchGrid(m).length * c.autoFolds + (c.autoFolds > 1 ? 1 : 0) + g.points.filter((p) => p.fromTrial === null).length + (g.defaultIs === null ? 1 : 0);
     reusedRuns += g.points.filter((p) => p.fromTrial !== null).length + (g.defaultIs !== null ? 1 : 0);
     const rows = g.points.map((p) => readRow(seedDir(pointDir(out, c.id, m, p.key)), c.id, m, s, p)).filter((x): x is DefaultsRunRow => x !== null);
     runs.push(...rows);
@@ -284,7 +288,7 @@ export function defaultsReport(spec: DefaultsSpec, cells: DefaultsCellPlan[], se
       bestByTest: complete ? byTest : null, bestByVal: complete ? byVal : null,
       default: defaultRow ? { testAcc: defaultRow.testAcc, sameRunAs: g.defaultIs } : null,
       defaultGap, defaultMeets: defaultGap === null ? null : withinPoints(defaultGap, spec.defaultGap),
-      auto: ar && search ? { testAcc: ar.test.acc, lr: search.lr, gateLr: search.gateLr, chosenTrial: search.chosen } : null,
+      auto: ar && search ? { testAcc: ar.test.acc, lr: search.lr, gateLr: search.gateLr, budget: search.budget ?? 1, folds: search.folds ?? 1, chosenTrial: search.chosen } : null,
       autoGap, autoMeets: autoGap === null ? null : withinPoints(autoGap, spec.autoGap),
     });
   }
@@ -293,7 +297,7 @@ export function defaultsReport(spec: DefaultsSpec, cells: DefaultsCellPlan[], se
   const max = (xs: number[]) => (xs.length ? Math.max(...xs) : null);
   return {
     lrFactors: spec.lrFactors, budgetFactors: spec.budgetFactors, defaultGap: spec.defaultGap, autoGap: spec.autoGap, seeds,
-    cells: cells.map((c) => ({ id: c.id, group: c.group, dataName: c.dataName, backbone: c.backbone, shots: c.shots, trainSize: c.trainSize, defaultSteps: c.defaultSteps, budgetRule: c.budgetRule, grid: c.grid, ...(c.folder ? { folder: c.folder } : {}) })),
+    cells: cells.map((c) => ({ id: c.id, group: c.group, dataName: c.dataName, backbone: c.backbone, shots: c.shots, trainSize: c.trainSize, defaultSteps: c.defaultSteps, autoFolds: c.autoFolds, budgetRule: c.budgetRule, grid: c.grid, ...(c.folder ? { folder: c.folder } : {}) })),
     runs, gaps,
     summary: {
       rows: done.length, defaultMeets: done.filter((x) => x.defaultMeets).length, autoMeets: done.filter((x) => x.autoMeets).length,

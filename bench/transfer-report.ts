@@ -85,20 +85,21 @@ function defaultsSection(s: TransferSummary, level: string): string {
     `lr ${d.lrFactors.join(', ')} × 0.01 (\`--lr\`; the gate lr left to the trainer, so it follows the method's default ratio) and ` +
     `${d.budgetFactors.join(', ')} × the default rule's steps (\`--steps\`); seeds 0..${d.seeds - 1}.`);
   out.push(`- Trainings: ${d.plannedTrainings} planned; ${d.reusedRuns} runs are not trained again: each default run **is** its grid centre (both flags left out: ` +
-    `the same options), and a default-budget point whose (lr, gate lr) is one of --auto's trials is that trial's folder continued to the test score (as --auto makes its final run).`);
-  out.push('', table(['cell', 'dataset', 'data', 'backbone', 'shots/class', 'train images', 'default steps'],
-    d.cells.map((c) => [c.id, c.group, `\`${c.dataName.replace(/^(folder:)?\/.*\/data\//, '$1OUT/data/')}\``, c.backbone, c.shots ? String(c.shots) : 'all', String(c.trainSize), String(c.defaultSteps)])), '');
+    `the same options), and a point whose (lr, gate lr, budget) is one of --auto's trials is that trial's folder continued to the test score (as --auto makes its final run; not where --auto cross-validates).`);
+  out.push('', table(['cell', 'dataset', 'data', 'backbone', 'shots/class', 'train images', 'default steps', '--auto validates on'],
+    d.cells.map((c) => [c.id, c.group, `\`${c.dataName.replace(/^(folder:)?\/.*\/data\//, '$1OUT/data/')}\``, c.backbone, c.shots ? String(c.shots) : 'all', String(c.trainSize), String(c.defaultSteps),
+      (c.autoFolds ?? 1) > 1 ? `${c.autoFolds}-fold cross-validation` : 'the validation split'])), '');
   if (s.cuts.length) out.push(`What this profile leaves out: ${s.cuts.join('; ')}.`, '');
   out.push(`${level} Gaps: default and --auto against the grid's best point (test accuracy %, points)`, '');
   out.push('The acceptance compares with the grid point of best **test** accuracy — an oracle no user has, chosen after looking at the test split; ' +
     'the best point by **validation** accuracy (what a validation search over the same grid would pick) is shown beside it. Gap = grid best − run, in points ' +
     `(positive: the run is worse); meets: default gap ≤ ${d.defaultGap}, --auto gap ≤ ${d.autoGap}.`, '');
-  out.push(table(['cell', 'method', 'grid best by test (point)', 'grid best by val: test (point)', 'default', 'default gap', 'meets', '--auto (lr, gate lr)', 'auto gap', 'meets'],
+  out.push(table(['cell', 'method', 'grid best by test (point)', 'grid best by val: test (point)', 'default', 'default gap', 'meets', '--auto (lr, gate lr, budget)', 'auto gap', 'meets'],
     d.gaps.map((g) => [g.cell, g.method,
       g.bestByTest ? `${pct(g.bestByTest.testAcc)} (${g.bestByTest.point})` : `${g.gridFinished}/${g.gridPoints} points`,
       g.bestByVal ? `${pct(g.bestByVal.testAcc)} (${g.bestByVal.point})` : '—',
       g.default ? `${pct(g.default.testAcc)}${g.default.sameRunAs ? ` (= ${g.default.sameRunAs})` : ''}` : '—', signed(g.defaultGap), yesNo(g.defaultMeets),
-      g.auto ? `${pct(g.auto.testAcc)} (${g.auto.lr}${g.auto.gateLr !== null ? `, ${g.auto.gateLr}` : ''})` : '—', signed(g.autoGap), yesNo(g.autoMeets)])), '');
+      g.auto ? `${pct(g.auto.testAcc)} (${g.auto.lr}${g.auto.gateLr !== null ? `, ${g.auto.gateLr}` : ''}, ${g.auto.budget ?? 1}×)` : '—', signed(g.autoGap), yesNo(g.autoMeets)])), '');
   out.push(`${level} Grid: test accuracy % (validation %) per point`, '');
   const keys = [...new Set(d.runs.map((r) => r.point))];
   out.push(table(['cell', 'method', ...keys], d.gaps.map((g) => [g.cell, g.method, ...keys.map((k) => {

@@ -19,7 +19,7 @@ export const TRAIN_FLAGS: NonNullable<ParseArgsConfig['options']> = {
   momentum: { type: 'string' }, schedule: { type: 'string' }, 'label-smoothing': { type: 'string' },
   'no-augment': { type: 'boolean' }, 'input-size': { type: 'string' }, shots: { type: 'string' }, classes: { type: 'string' }, threads: { type: 'string' },
   workers: { type: 'string' }, opt: { type: 'string', multiple: true }, out: { type: 'string' }, json: { type: 'boolean' },
-  steps: { type: 'string' }, normalize: { type: 'string' }, 'features-from': { type: 'string' }, auto: { type: 'boolean' },
+  steps: { type: 'string' }, normalize: { type: 'string' }, 'features-from': { type: 'string' }, auto: { type: 'boolean' }, folds: { type: 'string' },
   'precise-bn': { type: 'string' }, 'freeze-through': { type: 'string' }, init: { type: 'string' }, precision: { type: 'string' }, device: { type: 'string' },
   // Data parallelism (distJobOf): torchrun's launcher flags and how a worker joins.
   'nproc-per-node': { type: 'string' }, nnodes: { type: 'string' }, 'node-rank': { type: 'string' }, 'master-addr': { type: 'string' },
@@ -111,8 +111,11 @@ export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped back
                      BN there stays in eval mode)
   --init I           pretrained (default) | hybrid:L: pretrained up to and including L, re-initialised
                      after it as --backbone ARCH --seed N would start
-  --auto             validation search: 3 trials of lr (and gate lr for gated methods), the best by
-                     validation accuracy, then the final run; trials in RUN/trials/, the choice in RUN/search.json
+  --auto             validation search: 6 trials, 3 lrs (lr / gate-lr pairs for gated methods) at the run's
+                     budget and at twice it, the best by validation accuracy, then the final run; trials
+                     in RUN/trials/, the choice in RUN/search.json
+  --folds N|auto     --auto on N cross-validation folds of the training and validation images (1: the
+                     validation split); auto (default): 3 folds when validation has < 2 images per class
   --classes A,B,..   keep these classes (names or indices)
   --opt KEY=VALUE    a method option (repeatable), e.g. --opt gateMode=st --opt warmup=0.3 --opt gatedBn=false
   --precise-bn auto|on|off  re-estimate BN statistics under the evaluation gates before each validation (auto: gated methods)
@@ -154,6 +157,13 @@ function freezeThroughOf(layer: string | undefined, opts: Record<string, unknown
 }
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/** --folds for --auto: 'auto' (default), or a number (searchFolds checks it against the data). */
+export function foldsOf(values: Values): number | 'auto' {
+  const f = values.folds as string | undefined;
+  if (f !== undefined && !values.auto) throw new InputError('--folds: only with --auto (it says how --auto validates its trials)');
+  return f === undefined || f === 'auto' ? 'auto' : intFlag(f, 'folds', 1, 1);
+}
 
 export function trainOptionsOf(values: Values, where: string): TrainOptions {
   const s = (k: string) => values[k] as string | undefined;

@@ -6,6 +6,7 @@
 import { Dataset, Item, Splits } from './dataset';
 import { Rng } from './rng';
 import { InputError } from '../errors';
+import { stratifiedFolds } from './folds';
 
 export interface SplitOptions {
   seed?: number;
@@ -136,4 +137,20 @@ export function checkTrainingSplits(ds: Dataset, where = ds.name): void {
 export function scoredOnValidation(ds: Dataset): Dataset {
   if (!ds.splits.val) throw new InputError(`${ds.name}: no validation split to score on`);
   return { ...ds, splits: { ...ds.splits, test: ds.splits.val }, splitOrigin: { ...ds.splitOrigin, test: 'val' } };
+}
+
+/**
+ * Fold `fold` of `folds` of a cross-validation over the training and validation images pooled
+ * (stratified, by seed: data/folds.ts): that fold becomes the validation split, the others the
+ * training split. The test split is left as it is, unopened; a fold's trial is scored on its
+ * validation split (scoredOnValidation).
+ */
+export function crossValidationFold(ds: Dataset, fold: number, folds: number, seed: number): Dataset {
+  if (!(Number.isInteger(folds) && folds >= 2 && Number.isInteger(fold) && fold >= 0 && fold < folds)) {
+    throw new InputError(`cross-validation: fold ${fold} of ${folds} (expected 0 <= fold < folds, folds >= 2)`);
+  }
+  const pool = [...ds.splits.train, ...(ds.splits.val ?? [])].sort((a, b) => a.index - b.index);
+  const foldOf = stratifiedFolds(Int32Array.from(pool, (it) => it.label), folds, seed);
+  const train = pool.filter((_, i) => foldOf[i] !== fold), val = pool.filter((_, i) => foldOf[i] === fold);
+  return { ...ds, splits: { ...ds.splits, train, val } };
 }

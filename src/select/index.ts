@@ -32,14 +32,14 @@ import { fineTune } from '../train/trainer';
 import type { RunResult } from '../train/run-folder';
 import type { TrainEvent } from '../train/options';
 import { FeatureRows, HeadRecipe, scoreFolds, scoreHead } from './fitness';
-import { checkFolds, stratifiedFolds } from './folds';
+import { checkFolds, stratifiedFolds } from '../data/folds';
 import { Candidate, Evolution, GenerationRecord, evolve } from './evolve';
 import { Genome, TapSpace } from './genome';
 
 export { evolve } from './evolve';
 export type { Candidate, Evolution, GenerationRecord } from './evolve';
 export { scoreFolds, scoreHead, pickRows } from './fitness';
-export { stratifiedFolds } from './folds';
+export { stratifiedFolds } from '../data/folds';
 export type { FeatureRows, HeadRecipe } from './fitness';
 export * from './genome';
 
@@ -232,7 +232,7 @@ export async function select(o: SelectOptions): Promise<SelectResult> {
   const threads = o.threads ?? 1, workers = o.workers ?? 0;
   const ds = await openDataset(o.data, { seed, shots: o.shots, classes: o.classes, val: o.valFraction, test: o.testFraction });
   checkTrainingSplits(ds, o.data);
-  if (folds > 1) checkFolds(Int32Array.from([...ds.splits.train, ...ds.splits.val!], (it) => it.label), folds, ds.classes);
+  if (folds > 1) checkFolds(Int32Array.from([...ds.splits.train, ...ds.splits.val!], (it) => it.label), folds, ds.classes, 'select');
   setNumThreads(threads);
   manualSeed(seed);
   const opened: SearchBackbone[] = [];

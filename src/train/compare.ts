@@ -24,8 +24,8 @@ export interface CompareOptions extends Omit<TrainOptions, 'method' | 'seed' | '
   methodOptionsByMethod?: Record<string, Record<string, unknown>>;
   /** Called before each run starts. */
   onRun?: (method: string, seed: number, index: number, total: number) => void;
-  /** Per-method learning rates a validation search chose (search.ts autoCompare); recorded in compare.json. */
-  searched?: Record<string, { lr: number; gateLr?: number; search: string }>;
+  /** Per-method learning rates (and budget, as --steps) a validation search chose (search.ts autoCompare); recorded in compare.json. */
+  searched?: Record<string, { lr: number; gateLr?: number; steps?: number; search: string }>;
 }
 
 export interface CompareRow {
@@ -97,7 +97,7 @@ export async function compare(o: CompareOptions): Promise<Comparison> {
       if (!r) {
         r = await fineTune({
           ...common, method, seed, out: dir, resume: isRunFolder(dir),
-          ...(searched?.[method] ? { lr: searched[method].lr, ...(searched[method].gateLr !== undefined ? { gateLr: searched[method].gateLr } : {}) } : {}),
+          ...(searched?.[method] ? searchedSettings(searched[method]) : {}),
           methodOptions: methodOptionsFor(o, method),
         });
       }
@@ -125,4 +125,9 @@ export function formatComparison(c: Comparison): string {
     lines.push(`${r.method.padEnd(w)}  ${acc.padStart(16)}  ${d.padStart(17)}`);
   }
   return lines.join('\n');
+}
+
+/** A run's options from what the search chose: its learning rates, and its steps in place of the run's budget flags when it chose another budget. */
+function searchedSettings(s: NonNullable<CompareOptions['searched']>[string]): Partial<TrainOptions> {
+  return { lr: s.lr, ...(s.gateLr !== undefined ? { gateLr: s.gateLr } : {}), ...(s.steps !== undefined ? { steps: s.steps, epochs: undefined } : {}) };
 }

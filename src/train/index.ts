@@ -16,8 +16,8 @@ export { openBackbone, DEFAULT_WEIGHTS, META as WEIGHTS_METADATA } from './backb
 export type { BackboneChoice, InputSpec } from './backbones';
 export { RUN_FILES, readRunConfig, readLog, readResult, isRunFolder } from './run-folder';
 export type { RunConfig, EpochLog, RunResult, SplitScore } from './run-folder';
-export { autoTrain, autoCompare, searchGrid, chooseTrial, readSearch, TRIALS_PER_METHOD } from './search';
-export type { Trial, TrialRecord, SearchRecord, AutoHooks } from './search';
+export { autoTrain, autoCompare, searchGrid, searchFolds, chooseTrial, readSearch, TRIALS_PER_METHOD, BUDGETS, CV_FOLDS } from './search';
+export type { Trial, TrialRecord, FoldRecord, SearchRecord, AutoOptions } from './search';
 export { trainingBudget, MIN_STEPS } from './budget';
 export type { Budget, BudgetInput } from './budget';
 export { FeatureCache } from './feature-cache';

@@ -52,6 +52,12 @@ export interface TrainOptions {
    * trials, which must never read the test split (result.json's `test` then holds the validation score).
    */
   evaluateOn?: 'test' | 'val';
+  /**
+   * A cross-validation trial (train/search.ts on a folder too small for its validation split): the
+   * training and validation images pooled and dealt into `folds` stratified folds by seed, fold
+   * `fold` validating and the rest training. Only with evaluateOn 'val'.
+   */
+  cvFold?: { fold: number; folds: number };
   /** Random crops with padding and horizontal flips in training (default true). */
   augment?: boolean;
   /**
@@ -102,7 +108,8 @@ export type TrainEvent =
   | { type: 'test'; acc: number; loss: number }
   | { type: 'interrupted'; epoch: number; step: number; checkpoint: string };
 
-export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' | 'dist' | 'shots' | 'classes' | 'resume' | 'workers' | 'inputSize' | 'steps' | 'epochs' | 'normalize' | 'init'>> & {
+export type ResolvedOptions = Required<Omit<TrainOptions, 'onEvent' | 'signal' | 'dist' | 'shots' | 'classes' | 'resume' | 'workers' | 'inputSize' | 'steps' | 'epochs' | 'normalize' | 'init' | 'cvFold'>> & {
+  cvFold: { fold: number; folds: number } | null;
   init: InitChoice;
   /** As given: null lets the step budget decide (train/budget.ts). */
   epochs: number | null;
@@ -168,6 +175,7 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
     normalize: o.normalize ?? null,
     featureCache: o.featureCache ?? true,
     evaluateOn: o.evaluateOn ?? 'test',
+    cvFold: o.cvFold ?? null,
     shots: o.shots ?? null,
     classes: o.classes ?? null,
     valFraction: o.valFraction ?? TRAIN_DEFAULTS.valFraction,
@@ -189,6 +197,11 @@ export function resolveOptions(o: TrainOptions): ResolvedOptions {
   check(!(o.steps !== undefined && o.epochs !== undefined), 'give --steps or --epochs, not both');
   if (r.normalize !== null) checkNormalize(r.normalize, 'normalize');
   check(r.evaluateOn === 'test' || r.evaluateOn === 'val', `evaluateOn: expected test or val, got ${r.evaluateOn}`);
+  if (r.cvFold !== null) {
+    const { fold, folds } = r.cvFold;
+    check(Number.isInteger(folds) && folds >= 2 && Number.isInteger(fold) && fold >= 0 && fold < folds, `cvFold: expected 0 <= fold < folds and folds >= 2, got fold ${fold} of ${folds}`);
+    check(r.evaluateOn === 'val', 'cvFold: a cross-validation trial is scored on its validation fold (evaluateOn val)');
+  }
   if (r.inputSize !== null) check(Number.isInteger(r.inputSize) && r.inputSize >= 8 && r.inputSize <= 1024, `input-size: expected an integer in 8..1024, got ${r.inputSize}`);
   num(r.lr, 'lr', 0); num(r.headLr, 'head-lr', 0); num(r.gateLr, 'gate-lr', 0); num(r.weightDecay, 'wd', 0);
   num(r.momentum, 'momentum', 0, 1); num(r.labelSmoothing, 'label-smoothing', 0, 1);

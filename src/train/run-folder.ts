@@ -63,6 +63,8 @@ export interface RunConfig {
    * made before 2026-12-01: they kept the first point to reach the best accuracy).
    */
   checkpointTies?: CheckpointTies;
+  /** Set on a cross-validation trial of --auto: which fold of the pooled training and validation images validated it. */
+  cvFold?: { fold: number; folds: number };
   /** Where the run trained ('cpu', 'cuda:0'); its files load on either. */
   device?: string;
   classes: string[];

@@ -1,24 +1,35 @@
 /**
  * `--auto`: a small validation search before the run. Each method gets the same fixed number of
- * trials — learning rates, and for methods with a gate or policy network (lr, gate lr) pairs —
- * each a full run at the run's own budget, judged on the validation split only; the best one
+ * trials — learning rates (for methods with a gate or policy network, (lr, gate lr) pairs) at the
+ * run's budget and at twice it — each a full run, judged on validation data only; the best one
  * becomes the run. Trials are scored on validation at their end (TrainOptions.evaluateOn 'val'), so
  * the test split is read once: by the final run, after the choice.
  *
- * The final run is the chosen trial continued: a trial trains exactly as a run with its settings
- * (same seed, same batches), so its folder is copied and resumed, which only adds the test score.
+ * A validation split of about one image per class (a folder of ten images per class) cannot rank
+ * trials: on the defaults benchmark's Fashion-MNIST folder its 10 images scored 60–80% with no
+ * relation to the test split. There each trial is cross-validated instead: the training and
+ * validation images pooled into CV_FOLDS stratified folds, one run per fold, the trial's score the
+ * accuracy over every pooled image.
  *
- *   RUN/trials/<k>/   trial k's run folder (its result.json scores the validation split)
- *   RUN/search.json   every trial's settings and validation score, and the choice
- *   RUN/run.json …    the final run (the chosen trial's settings)
+ * The final run is the chosen trial continued when the trial trained on the run's own splits (a
+ * trial trains exactly as a run with its settings: same seed, same batches), so its folder is copied
+ * and resumed, which only adds the test score; after cross-validation it is a run of its own.
+ *
+ *   RUN/trials/<k>/         trial k's run folder (its result.json scores the validation split)
+ *   RUN/trials/<k>/fold<f>/ or, cross-validated, one run folder per fold
+ *   RUN/search.json         every trial's settings and validation score, and the choice
+ *   RUN/run.json …          the final run (the chosen trial's settings)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors';
 import { getMethod } from '../methods/registry';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic';
-import { fineTune, NonFiniteLoss } from './trainer';
+import { fineTune, NonFiniteLoss, openRunSplits } from './trainer';
 import { resolveOptions, TrainOptions } from './options';
+import { trainingBudget } from './budget';
+import { Dataset } from '../data/dataset';
+import { checkFolds } from '../data/folds';
 import { isRunFolder, readResult, RUN_FILES, RunResult } from './run-folder';
 import { compare, compareDir, CompareOptions, Comparison, methodOptionsFor } from './compare';
 
@@ -26,10 +37,26 @@ export interface Trial {
   lr: number;
   /** Set for methods whose gate / policy network has a learning rate of its own. */
   gateLr?: number;
+  /** Optimizer steps as a multiple of the run's budget (default 1: the run's own, train/budget.ts). */
+  budget?: number;
 }
 
+/**
+ * Budgets tried, as multiples of the run's. In the defaults benchmark's 3 lr × 3 budget grid
+ * (docs/training.md, 12 (cell, method) pairs) lr 0.03 at twice the default steps was the best point
+ * by test accuracy on Quick Draw 20-shot and the Fashion-MNIST folder, where a search over lr alone
+ * missed it by 2.5–6.5 points; half the budget was never needed. Chosen by validation accuracy, lr ×
+ * {1×, 2×} would have come within 1 point of the grid's best on 9 pairs against 7 for lr alone, for
+ * 3× the trials' steps.
+ */
+export const BUDGETS = [1, 2];
+
 /** Trials per method: the same for every method, so a comparison gives none a larger search. */
-export const TRIALS_PER_METHOD = 3;
+export const TRIALS_PER_METHOD = 3 * BUDGETS.length;
+
+/** Folds of a cross-validated search, and when --folds auto uses it: fewer than 2 validation images per class on average. */
+export const CV_FOLDS = 3;
+const CV_BELOW_PER_CLASS = 2;
 
 /**
  * Backbone lr around the 0.01 default, down to 0.003 because 0.01 diverged for AdaFilter on
@@ -47,21 +74,59 @@ export function hasGateLr(method: string): boolean {
   return Boolean(m.gated) && (m.defaults as { gate?: unknown }).gate !== 'random';
 }
 
+/** The trials of a method: its learning rates at each of BUDGETS, the run's own budget first. */
 export function searchGrid(method: string): Trial[] {
-  if (method === 'linear-probe') return PROBE_GRID;
-  if (!hasGateLr(method)) return LRS.map((lr) => ({ lr }));
   const factor = getMethod(method).gateLrFactor ?? 1;
-  return LRS.map((lr) => ({ lr, gateLr: lr * factor }));
+  const lrs: Trial[] = method === 'linear-probe' ? PROBE_GRID : hasGateLr(method) ? LRS.map((lr) => ({ lr, gateLr: lr * factor })) : LRS.map((lr) => ({ lr }));
+  return BUDGETS.flatMap((budget) => lrs.map((t) => (budget === 1 ? t : { ...t, budget })));
+}
+
+/**
+ * How many folds the search validates each trial on: `asked` when a number (1: the validation split
+ * alone), or with 'auto' CV_FOLDS when the validation split has fewer than CV_BELOW_PER_CLASS images
+ * per class and every class has CV_FOLDS images to deal, else 1. With the reason, for search.json.
+ */
+export function searchFolds(ds: Dataset, asked: number | 'auto' = 'auto'): { folds: number; why: string } {
+  const val = ds.splits.val?.length ?? 0, classes = ds.classes.length;
+  const pool = Int32Array.from([...ds.splits.train, ...(ds.splits.val ?? [])], (it) => it.label);
+  if (asked !== 'auto') {
+    if (!Number.isInteger(asked) || asked < 1) throw new InputError(`--folds: expected an integer >= 1 or auto, got ${asked}`);
+    if (asked > 1) checkFolds(pool, asked, ds.classes, '--auto');
+    return { folds: asked, why: `--folds ${asked}` };
+  }
+  if (val >= CV_BELOW_PER_CLASS * classes) return { folds: 1, why: `the validation split (${val} images, ${classes} classes)` };
+  const counts = new Array<number>(classes).fill(0);
+  for (const c of pool) counts[c]++;
+  if (Math.min(...counts) < CV_FOLDS) return { folds: 1, why: `the validation split (${val} images, ${classes} classes; too few images of a class for ${CV_FOLDS} folds)` };
+  return { folds: CV_FOLDS, why: `${CV_FOLDS}-fold cross-validation over the ${pool.length} training and validation images: the validation split has ${val} images for ${classes} classes` };
+}
+
+export interface FoldRecord {
+  fold: number;
+  dir: string;
+  valAcc: number;
+  valLoss: number;
+  /** Validation images of the fold. */
+  examples: number;
+  bestEpoch: number;
 }
 
 export interface TrialRecord extends Trial {
   trial: number;
-  /** The trial's run folder, relative to the run's. */
+  /** The trial's run folder, relative to the run's (cross-validated: the folder of its folds' folders). */
   dir: string;
-  /** Best validation accuracy and its loss (the epoch model selection keeps); null when the trial diverged. */
+  /** The --steps the trial trained with (null: the run's own budget rule, flags as given). */
+  steps: number | null;
+  /**
+   * Best validation accuracy and its loss (the epoch model selection keeps); cross-validated: the
+   * accuracy over every pooled image and the mean loss, each fold at its own best epoch. Null when
+   * the trial diverged.
+   */
   valAcc: number | null;
   valLoss: number | null;
+  /** Null when cross-validated (each fold has its own). */
   bestEpoch: number | null;
+  folds?: FoldRecord[];
   /** Why the trial has no score (its loss became NaN: that lr is too large); it cannot be chosen. */
   error?: string;
 }
@@ -70,11 +135,17 @@ export interface SearchRecord {
   version: 1;
   method: string;
   rule: string;
+  /** 1: each trial scored on the validation split; more: cross-validated (see `foldsWhy`). */
+  folds: number;
+  foldsWhy: string;
   trials: TrialRecord[];
   /** Index into trials of the final run's settings. */
   chosen: number;
   lr: number;
   gateLr: number | null;
+  /** The chosen trial's budget multiple and --steps (null: the run's own budget). */
+  budget: number;
+  steps: number | null;
 }
 
 export const SEARCH_FILE = 'search.json';
@@ -95,15 +166,18 @@ export function chooseTrial(trials: Pick<TrialRecord, 'valAcc' | 'valLoss'>[]): 
 /** A trial that diverged leaves this beside its folder's files, so a rerun does not train it again. */
 const FAILED_FILE = 'trial-failed.json';
 
-export interface AutoHooks {
+export interface AutoOptions {
   /** Before trial k (0-based) of `total`, and with k === total before the final run. */
   onTrial?: (k: number, total: number, trial: Trial) => void;
   /** Other trials than searchGrid(method) (API only; compare --auto keeps the same grid for every method). */
   grid?: Trial[];
+  /** --folds: 'auto' (default; see searchFolds), 1 (the validation split), or a number of cross-validation folds. */
+  folds?: number | 'auto';
 }
 
-function settingsOf(t: Trial): Partial<TrainOptions> {
-  return t.gateLr === undefined ? { lr: t.lr } : { lr: t.lr, gateLr: t.gateLr };
+/** A trial's options over the run's: its learning rates, and its budget as --steps where that is not the run's own rule. */
+function settingsOf(t: Trial, steps: number | null): Partial<TrainOptions> {
+  return { lr: t.lr, ...(t.gateLr !== undefined ? { gateLr: t.gateLr } : {}), ...(steps !== null ? { steps, epochs: undefined } : {}) };
 }
 
 /** The chosen trial's folder as the run's own, ready to resume: the copy is the run so far. */
@@ -116,11 +190,42 @@ function adoptTrial(trialDir: string, dir: string): void {
 }
 
 /**
- * `train --auto`: TRIALS_PER_METHOD trials of `opts.method` on the validation split, then the
- * final run with the best one's settings in `opts.out`. With `resume`, finished trials are reused
- * and an interrupted trial or final run continues.
+ * Trains (or reuses) one trial: a run scored on the validation split, or with folds > 1 one such
+ * run per cross-validation fold. Throws NonFiniteLoss when a run diverged.
  */
-export async function autoTrain(opts: TrainOptions, hooks: AutoHooks = {}): Promise<{ result: RunResult; search: SearchRecord }> {
+async function runTrial(opts: TrainOptions, settings: Partial<TrainOptions>, tdir: string, folds: number): Promise<Pick<TrialRecord, 'valAcc' | 'valLoss' | 'bestEpoch' | 'folds'>> {
+  const one = async (dir: string, extra: Partial<TrainOptions>): Promise<RunResult> => {
+    let r = readResult(dir);
+    if (r) return r;
+    r = await fineTune({ ...opts, ...settings, ...extra, out: dir, resume: isRunFolder(dir), evaluateOn: 'val' });
+    // Say so in the trial's own folder: anyone reading its result.json sees what "test" means there.
+    writeJsonAtomic(path.join(dir, RUN_FILES.result), { ...r, note: TRIAL_NOTE });
+    return r;
+  };
+  if (folds === 1) {
+    const r = await one(tdir, {});
+    return { valAcc: r.val.acc, valLoss: r.val.loss, bestEpoch: r.bestEpoch };
+  }
+  const rec: FoldRecord[] = [];
+  for (let f = 0; f < folds; f++) {
+    const dir = path.join(tdir, `fold${f}`);
+    const r = await one(dir, { cvFold: { fold: f, folds } });
+    rec.push({ fold: f, dir: `fold${f}`, valAcc: r.val.acc, valLoss: r.val.loss, examples: r.test.examples, bestEpoch: r.bestEpoch });
+  }
+  const n = rec.reduce((a, x) => a + x.examples, 0);
+  return {
+    valAcc: rec.reduce((a, x) => a + x.valAcc * x.examples, 0) / n,
+    valLoss: rec.reduce((a, x) => a + x.valLoss * x.examples, 0) / n,
+    bestEpoch: null, folds: rec,
+  };
+}
+
+/**
+ * `train --auto`: TRIALS_PER_METHOD trials of `opts.method` on validation data, then the final run
+ * with the best one's settings in `opts.out`. With `resume`, finished trials are reused and an
+ * interrupted trial or final run continues.
+ */
+export async function autoTrain(opts: TrainOptions, hooks: AutoOptions = {}): Promise<{ result: RunResult; search: SearchRecord }> {
   for (const k of ['lr', 'gateLr', 'headLr'] as const) {
     if (opts[k] !== undefined) throw new InputError(`--auto searches the learning rates; drop --${k === 'lr' ? 'lr' : k === 'gateLr' ? 'gate-lr' : 'head-lr'}`);
   }
@@ -132,39 +237,44 @@ export async function autoTrain(opts: TrainOptions, hooks: AutoHooks = {}): Prom
     throw new InputError(`${dir}: already holds a run (use --resume to continue it, or another --out)`);
   }
   const grid = hooks.grid ?? searchGrid(o.method);
-  if (!grid.length || grid.some((t) => !(t.lr > 0) || (t.gateLr !== undefined && !(t.gateLr > 0)))) throw new InputError('--auto: trials need positive learning rates');
+  if (!grid.length || grid.some((t) => !(t.lr > 0) || (t.gateLr !== undefined && !(t.gateLr > 0)) || !((t.budget ?? 1) > 0))) throw new InputError('--auto: trials need positive learning rates and budgets');
+  const ds = await openRunSplits(o);
+  const { folds, why } = searchFolds(ds, hooks.folds);
+  // The run's own budget in steps (its flags, or the default rule over its training split); a trial
+  // at another multiple, or any cross-validated trial (a fold trains on fewer images), trains that many steps.
+  const base = trainingBudget({ trainSize: ds.splits.train.length, batch: o.batch, steps: o.steps, epochs: o.epochs }).steps;
+  const stepsOf = (t: Trial) => ((t.budget ?? 1) === 1 && folds === 1 ? null : Math.max(1, Math.round((t.budget ?? 1) * base)));
   const trials: TrialRecord[] = [];
   for (const [k, t] of grid.entries()) {
     const tdir = path.join(dir, 'trials', String(k));
     hooks.onTrial?.(k, grid.length, t);
-    const rec = { trial: k, ...t, dir: path.relative(dir, tdir) };
+    const rec = { trial: k, ...t, dir: path.relative(dir, tdir), steps: stepsOf(t) };
     const failed = path.join(tdir, FAILED_FILE);
     if (fs.existsSync(failed)) {
       trials.push({ ...rec, valAcc: null, valLoss: null, bestEpoch: null, error: String(JSON.parse(fs.readFileSync(failed, 'utf8')).error) });
       continue;
     }
-    let r = readResult(tdir);
-    if (!r) {
-      try {
-        r = await fineTune({ ...opts, ...settingsOf(t), out: tdir, resume: isRunFolder(tdir), evaluateOn: 'val' });
-      } catch (e) {
-        if (!(e instanceof NonFiniteLoss)) throw e;
-        writeJsonAtomic(failed, { error: e.message });
-        trials.push({ ...rec, valAcc: null, valLoss: null, bestEpoch: null, error: e.message });
-        continue;
-      }
-      // Say so in the trial's own folder: anyone reading its result.json sees what "test" means there.
-      writeJsonAtomic(path.join(tdir, RUN_FILES.result), { ...r, note: TRIAL_NOTE });
+    try {
+      trials.push({ ...rec, ...(await runTrial(opts, settingsOf(t, rec.steps), tdir, folds)) });
+    } catch (e) {
+      if (!(e instanceof NonFiniteLoss)) throw e;
+      writeJsonAtomic(failed, { error: e.message });
+      trials.push({ ...rec, valAcc: null, valLoss: null, bestEpoch: null, error: e.message });
     }
-    trials.push({ ...rec, valAcc: r.val.acc, valLoss: r.val.loss, bestEpoch: r.bestEpoch });
   }
   const chosen = chooseTrial(trials);
   if (chosen < 0) throw new InputError(`${dir}: every trial's loss became NaN or infinite (${grid.map((t) => `lr ${t.lr}`).join(', ')}); see ${path.join(dir, 'trials')}`);
-  const search: SearchRecord = { version: 1, method: o.method, rule: RULE, trials, chosen, lr: grid[chosen].lr, gateLr: grid[chosen].gateLr ?? null };
+  const pick = grid[chosen];
+  // The final run trains on the run's own splits: the chosen budget as --steps unless it is the run's own.
+  const finalSteps = (pick.budget ?? 1) === 1 ? null : Math.max(1, Math.round(pick.budget! * base));
+  const search: SearchRecord = {
+    version: 1, method: o.method, rule: RULE, folds, foldsWhy: why, trials, chosen,
+    lr: pick.lr, gateLr: pick.gateLr ?? null, budget: pick.budget ?? 1, steps: finalSteps,
+  };
   writeJsonAtomic(searchFile, search);
-  hooks.onTrial?.(grid.length, grid.length, grid[chosen]);
-  if (!isRunFolder(dir)) adoptTrial(path.join(dir, trials[chosen].dir), dir);
-  const result = await fineTune({ ...opts, ...settingsOf(grid[chosen]), out: dir, resume: true });
+  hooks.onTrial?.(grid.length, grid.length, pick);
+  if (folds === 1 && !isRunFolder(dir)) adoptTrial(path.join(dir, trials[chosen].dir), dir);
+  const result = await fineTune({ ...opts, ...settingsOf(pick, finalSteps), out: dir, resume: true });
   return { result, search };
 }
 
@@ -184,7 +294,7 @@ export function readSearch(dir: string): SearchRecord | null {
  * splits, its final run becoming the comparison's seed-0 run), then every seed at each method's
  * chosen settings. Finished trials and runs are reused, as compare reuses its runs.
  */
-export async function autoCompare(o: CompareOptions, hooks: AutoHooks & { onMethod?: (method: string) => void } = {}): Promise<Comparison> {
+export async function autoCompare(o: CompareOptions, hooks: AutoOptions & { onMethod?: (method: string) => void } = {}): Promise<Comparison> {
   for (const m of o.methods) getMethod(m);
   const out = compareDir(o);
   const { methods: _m, seeds: _s, methodOptionsByMethod: _b, onRun: _r, searched: _x, ...common } = o;
@@ -193,7 +303,10 @@ export async function autoCompare(o: CompareOptions, hooks: AutoHooks & { onMeth
     hooks.onMethod?.(method);
     const dir = path.join(out, `${method}-s0`);
     const { search } = await autoTrain({ ...common, method, seed: 0, out: dir, resume: true, methodOptions: methodOptionsFor(o, method) }, hooks);
-    searched[method] = { lr: search.lr, ...(search.gateLr !== null ? { gateLr: search.gateLr } : {}), search: path.relative(out, path.join(dir, SEARCH_FILE)) };
+    searched[method] = {
+      lr: search.lr, ...(search.gateLr !== null ? { gateLr: search.gateLr } : {}), ...(search.steps !== null ? { steps: search.steps } : {}),
+      search: path.relative(out, path.join(dir, SEARCH_FILE)),
+    };
   }
   return compare({ ...o, searched });
 }

@@ -22,7 +22,7 @@ import { appendLine, writeJsonAtomic } from '../io/atomic';
 import { InputError } from '../errors';
 import { openBackbone, BackboneChoice, inputTransform } from './backbones';
 import { applyInit } from './hybrid-init';
-import { checkTrainingSplits, scoredOnValidation } from '../data/split';
+import { checkTrainingSplits, crossValidationFold, scoredOnValidation } from '../data/split';
 import { normalizeStats } from '../data/transforms';
 import { loadCheckpoint, Position, saveCheckpoint } from './checkpoint';
 import { LossScaler } from './loss-scaler';
@@ -65,7 +65,7 @@ function trainTransform(input: ResolvedTransform, augment: boolean): ResolvedTra
 
 /** Keys of run.json that must match when resuming (the rest — threads excepted — follow from them). */
 const IDENTITY: (keyof RunConfig)[] = ['backbone', 'arch', 'data', 'method', 'inputSize', 'epochs', 'steps', 'batch', 'lr', 'headLr', 'gateLr',
-  'weightDecay', 'momentum', 'schedule', 'labelSmoothing', 'augment', 'preciseBn', 'init', 'shots', 'seed', 'valFraction', 'testFraction', 'precision'];
+  'weightDecay', 'momentum', 'schedule', 'labelSmoothing', 'augment', 'preciseBn', 'init', 'shots', 'seed', 'valFraction', 'testFraction', 'precision', 'cvFold'];
 
 /** The epoch's gate statistics on the validation split, with the fine-tuned filters' drift. */
 function gateLearning(g: GateStats, drift: { overall: number; layers: Record<string, number> } | null): GateLearning {
@@ -112,12 +112,16 @@ interface Prepared {
   transform: ResolvedTransform;
 }
 
+/** The run's dataset with its splits (classes, val/test carved, shots sampled by seed), before any cross-validation fold. */
+export function openRunSplits(o: ResolvedOptions): Promise<Dataset> {
+  return openDataset(o.data, { seed: o.seed, shots: o.shots ?? undefined, classes: o.classes ?? undefined, val: o.valFraction, test: o.testFraction });
+}
+
 async function prepare(opts: TrainOptions): Promise<Prepared> {
   const o = resolveOptions(opts);
-  const opened = await openDataset(o.data, {
-    seed: o.seed, shots: o.shots ?? undefined, classes: o.classes ?? undefined, val: o.valFraction, test: o.testFraction,
-  });
-  checkTrainingSplits(opened, o.data);
+  const split = await openRunSplits(o);
+  const opened = o.cvFold ? crossValidationFold(split, o.cvFold.fold, o.cvFold.folds, o.seed) : split;
+  checkTrainingSplits(opened, o.cvFold ? `${o.data} (cross-validation fold ${o.cvFold.fold + 1} of ${o.cvFold.folds})` : o.data);
   // A validation-search trial is scored on val at the end: its test split is never opened.
   const ds = o.evaluateOn === 'val' ? scoredOnValidation(opened) : opened;
   setNumThreads(o.threads);
@@ -135,7 +139,7 @@ async function prepare(opts: TrainOptions): Promise<Prepared> {
     batch: o.batch, lr: o.lr, headLr: o.headLr, gateLr: o.gateLr, weightDecay: o.weightDecay,
     momentum: o.momentum, schedule: o.schedule, labelSmoothing: o.labelSmoothing, augment: o.augment, preciseBn: o.preciseBn, init: o.init, shots: o.shots,
     valFraction: o.valFraction, testFraction: o.testFraction, seed: o.seed, threads: o.threads, precision: o.precision, device: o.device,
-    checkpointTies: 'lower-loss', classes: ds.classes,
+    checkpointTies: 'lower-loss', ...(o.cvFold ? { cvFold: o.cvFold } : {}), classes: ds.classes,
     input: { ...bb.input, resolvedStats: { mean: transform.mean, std: transform.std } },
     inputSize: bb.input.size, channels: bb.input.channels, createdAt: new Date().toISOString(),
   };

@@ -49,20 +49,24 @@ test('defaults profile: 4 benchmark cells and 2 made-up folders (held-out test b
     const centre = g.points.find((x) => x.key === g.defaultIs)!;
     assert.deepEqual([centre.lr, centre.steps], [null, null]);
     // The centre is the plain default run: the same resolved options, flag for flag.
-    const cell = { ...d.cells[0], dataName: 'quickdraw:300-309', trainSize: 200, defaultSteps: 504, budgetRule: '', grid: {} };
+    const cell = { ...d.cells[0], dataName: 'quickdraw:300-309', trainSize: 200, defaultSteps: 504, autoFolds: 1, budgetRule: '', grid: {} };
     assert.deepEqual(strip(runOptions(cell, m, 0, 1, '/x', centre)), strip(runOptions(cell, m, 0, 1, '/x')));
     // The gate lr follows the method's default ratio: left to the trainer.
     const ratio = resolveOptions({ data: 'x', method: m }).gateLr / 0.01;
     for (const x of g.points) close(strip(runOptions(cell, m, 0, 1, '/x', x)).gateLr, (x.lr ?? 0.01) * ratio, 1e-12);
-    // Continued from --auto's trials exactly where their resolved lr and gate lr are the point's, at the default budget.
-    const trials = searchGrid(m).map((t) => resolveOptions({ data: 'x', method: m, lr: t.lr, gateLr: t.gateLr }));
+    // Continued from --auto's trials exactly where their resolved lr, gate lr and budget are the point's.
+    const trials = searchGrid(m).map((t) => ({ ...resolveOptions({ data: 'x', method: m, lr: t.lr, gateLr: t.gateLr }), budget: t.budget ?? 1 }));
     for (const x of g.points) {
       const r = resolveOptions({ data: 'x', method: m, ...(x.lr !== null ? { lr: x.lr } : {}) });
-      const k = x.steps === null ? trials.findIndex((t) => t.lr === r.lr && t.gateLr === r.gateLr && t.headLr === r.headLr) : -1;
+      const k = trials.findIndex((t) => t.lr === r.lr && t.gateLr === r.gateLr && t.headLr === r.headLr && t.budget === x.budgetFactor);
       assert.equal(x.fromTrial, k < 0 ? null : k, `${m} ${x.key}`);
     }
-    // --auto's trials are the default-budget column for both methods (gated trials keep the gate ratio).
+    // --auto's trials are the default-budget and the 2× columns for both methods (gated trials keep the gate ratio).
     assert.deepEqual(g.points.filter((x) => x.steps === null).map((x) => x.fromTrial), [0, 1, 2], m);
+    assert.deepEqual(g.points.filter((x) => x.budgetFactor === 2).map((x) => x.fromTrial), [3, 4, 5], m);
+    assert.deepEqual(g.points.filter((x) => x.budgetFactor === 0.5).map((x) => x.fromTrial), [null, null, null], m);
+    // Where --auto cross-validates, its trials trained on other images: no point continues one.
+    assert.ok(gridFor(d, m, 504, 3).points.every((x) => x.fromTrial === null), m);
   }
 });
 
@@ -103,7 +107,7 @@ test('end to end: a grid point, the default (= the grid centre, continued from -
   assert.deepEqual(s.failures, [], lines.join('\n'));
   const d = s.defaults!;
   assert.equal(d.cells[0].defaultSteps, 500, '9 images at batch 32: the 500-step floor');
-  assert.equal(d.plannedTrainings, 3 + 1, '--auto\'s 3 trials and the 0.5× point');
+  assert.equal(d.plannedTrainings, 6 + 1, '--auto\'s 6 trials and the 0.5× point');
   assert.equal(d.reusedRuns, 2, 'the centre from trial 1, and the default as the centre');
   assert.equal(d.runs.length, 2);
   const half = d.runs.find((r) => r.budgetFactor === 0.5)!, centre = d.runs.find((r) => r.budgetFactor === 1)!;
@@ -116,7 +120,7 @@ test('end to end: a grid point, the default (= the grid centre, continued from -
   assert.equal(centre.testAcc, centreResult.test.acc);
   const search = JSON.parse(fs.readFileSync(path.join(out, 'defaults', 'qd-3shot', 'finetune', 'auto', 'search.json'), 'utf8'));
   const auto = JSON.parse(fs.readFileSync(path.join(out, 'defaults', 'qd-3shot', 'finetune', 'auto', 'result.json'), 'utf8'));
-  assert.equal(search.trials.length, 3);
+  assert.equal(search.trials.length, 6);
   // --auto's final run continues its chosen trial as the centre continues trial 1: the same trial gives the same score.
   if (search.chosen === 1) assert.equal(auto.test.acc, centre.testAcc);
 

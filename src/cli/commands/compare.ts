@@ -2,7 +2,8 @@ import { Command, intFlag, parseFlags } from '../command';
 import { InputError } from '../../errors';
 import { compare, formatComparison } from '../../train/compare';
 import { getMethod, methodNames } from '../../methods/registry';
-import { TRAIN_FLAGS, TRAIN_FLAGS_USAGE, distJobOf, trainOptionsOf } from '../train-flags';
+import { TRAIN_FLAGS, TRAIN_FLAGS_USAGE, distJobOf, foldsOf, trainOptionsOf } from '../train-flags';
+import { trialLabel } from '../search-lines';
 import { leaveJob, writesOutputs } from '../../train/data-parallel';
 import { relaunch } from '../../dist/relaunch';
 import { interruptible } from '../interruptible';
@@ -13,7 +14,7 @@ const usage = `usage: adafilter compare --data D --methods a,b,c [--seeds N] [op
   samples, augmentation and budget, then prints mean ± std test accuracy and the error change
   against finetune. Runs go to --out (default runs/compare-D)/METHOD-sSEED with compare.json
   beside them; finished runs are reused, so rerunning after a stop continues. --auto first searches
-  each method's learning rates with the same 3 trials each on seed 0's validation split
+  each method's learning rates and budget with the same 6 trials each on seed 0's validation data
   (METHOD-s0/trials/, METHOD-s0/search.json); every seed then runs at the chosen settings.
   --methods          comma-separated: ${methodNames().join(', ')}
 ${TRAIN_FLAGS_USAGE}
@@ -29,6 +30,7 @@ export const compareCommand: Command = {
     if (!values.methods) throw new InputError('compare: --methods is required (e.g. --methods finetune,adafilter)');
     const methods = (values.methods as string).split(',').map((m) => m.trim()).filter(Boolean);
     const { methodOptions, ...opts } = trainOptionsOf(values, 'compare');
+    const folds = foldsOf(values);
     // --opt METHOD.KEY=VALUE targets one method; a bare KEY=VALUE goes to every method.
     const byMethod: Record<string, Record<string, unknown>> = Object.fromEntries(methods.map((m) => [m, {}]));
     for (const [k, v] of Object.entries(methodOptions ?? {})) {
@@ -50,7 +52,7 @@ export const compareCommand: Command = {
       };
       let current = '';
       const c = values.auto
-        ? await autoCompare(co, { onMethod: (m) => (current = m), onTrial: (k, n, t) => progress.nextRun(`[${current} ${k < n ? `trial ${k + 1}/${n}` : 'final'} lr ${t.lr}${t.gateLr !== undefined ? ` gate-lr ${t.gateLr}` : ''}]`) })
+        ? await autoCompare(co, { folds, onMethod: (m) => (current = m), onTrial: (k, n, t) => progress.nextRun(`[${current} ${k < n ? `trial ${k + 1}/${n}` : 'final'} ${trialLabel(t)}]`) })
         : await compare(co);
       progress.stop();
       await leaveJob();

@@ -1,10 +1,11 @@
 /**
- * Stratified, seeded folds for the search's cross-validated fitness: each class's rows are shuffled
+ * Stratified, seeded folds for cross-validation (select's fitness, --auto's trials on a folder too
+ * small for its validation split to rank them): each class's rows are shuffled
  * by Rng(seed, FOLD_STAGE, class) and dealt to the folds in turn, the deal continuing from class to
  * class, so every fold holds each class ⌊n_c/F⌋ or ⌈n_c/F⌉ times and the fold sizes differ by at
  * most one. Every row is in exactly one fold.
  */
-import { Rng } from '../data/rng';
+import { Rng } from './rng';
 import { InputError } from '../errors';
 
 const FOLD_STAGE = 11;
@@ -23,11 +24,11 @@ export function stratifiedFolds(y: Int32Array, folds: number, seed: number): Int
 }
 
 /** Each class needs a row in every fold (else some fold's head never sees it held out, or never trains on it). */
-export function checkFolds(y: Int32Array, folds: number, classes: string[]): void {
+export function checkFolds(y: Int32Array, folds: number, classes: string[], command: string): void {
   const counts = new Array<number>(classes.length).fill(0);
   for (const c of y) counts[c]++;
   const fewest = counts.reduce((m, n, c) => (n < counts[m] ? c : m), 0);
   if (counts[fewest] < folds) {
-    throw new InputError(`select: --folds ${folds} needs at least ${folds} images of every class in the training and validation splits; '${classes[fewest]}' has ${counts[fewest]} (lower --folds, or --folds 1 for the validation split alone)`);
+    throw new InputError(`${command}: --folds ${folds} needs at least ${folds} images of every class in the training and validation splits; '${classes[fewest]}' has ${counts[fewest]} (lower --folds, or --folds 1 for the validation split alone)`);
   }
 }
