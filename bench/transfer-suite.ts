@@ -527,13 +527,13 @@ const QD_NEW = 'quickdraw:335-339';
  */
 PROFILES.defaults = {
   name: 'defaults',
-  description: 'issue 14: the default run and --auto against a 3 lr × 3 budget grid (finetune, adafilter; default backbone; seed 0) on 4 benchmark cells and 2 made-up small folders',
+  description: 'issue 14: the default run and --auto against a 3 lr × 3 budget grid (finetune, adafilter; default backbone; seed 0) on the benchmark\'s 12 resnet20 cells and 2 made-up small folders',
   seeds: 1, batch: 32, epochImages: 0, minEpochs: 0, maxEpochs: 0,
   search: [], fixed: FIXED,
   cells: [],
   methodOrder: ['finetune', 'adafilter'],
   cuts: [
-    'one seed (seed 0); 4 of the benchmark\'s resnet20 cells (Quick Draw 300-309 at 5 and 20 shots, Armenian glyphs at 5, Fashion-MNIST subset at 20) and 2 made-up folders',
+    'one seed (seed 0)',
     'finetune and adafilter only; the nsfwjs cells',
   ],
   defaults: {
@@ -550,6 +550,12 @@ PROFILES.defaults = {
       qd(20, ['finetune', 'adafilter'], { backbone: 'default' }),
       { ...glyph(5, ['finetune', 'adafilter']), backbone: 'default' },
       subset(FASHION, 'Fashion-MNIST (subset)', 20, ['finetune', 'adafilter'], { backbone: 'default' }),
+      // The rest of the fidelity profile's 12 resnet20 cells (added 2026-12-02; the six above were measured first).
+      { ...glyph(20, ['finetune', 'adafilter']), backbone: 'default' },
+      subset(FASHION, 'Fashion-MNIST (subset)', 5, ['finetune', 'adafilter'], { backbone: 'default' }),
+      subset(MNIST, 'MNIST (subset)', 5, ['finetune', 'adafilter'], { backbone: 'default' }),
+      subset(MNIST, 'MNIST (subset)', 20, ['finetune', 'adafilter'], { backbone: 'default' }),
+      ...['Georgian', 'Devanagari'].flatMap((script) => [5, 20].map((shots) => ({ ...glyph(shots, ['finetune', 'adafilter'], script), backbone: 'default' }))),
     ],
     methods: ['finetune', 'adafilter'],
     lrFactors: [0.3, 1, 3],

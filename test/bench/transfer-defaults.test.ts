@@ -18,10 +18,13 @@ import { close, tmpDir } from './helpers';
 
 const strip = (o: object) => { const { out: _o, ...r } = resolveOptions(o as never); return r; };
 
-test('defaults profile: 4 benchmark cells and 2 made-up folders (held-out test beside them) on the default backbone, a 3 × 3 grid whose centre is the default run', () => {
+test('defaults profile: the benchmark\'s 12 resnet20 cells and 2 made-up folders (held-out test beside them) on the default backbone, a 3 × 3 grid whose centre is the default run', () => {
   const p = PROFILES.defaults, d = p.defaults!;
   assert.equal(p.cells.length, 0, 'no comparison cells: the grid is its own plan');
-  assert.equal(d.cells.length, 6);
+  assert.equal(d.cells.length, 14);
+  const resnet20Cells = PROFILES.fidelity.cells.filter((c) => c.backbone === 'doodles-resnet20').map((c) => c.id).sort();
+  assert.equal(resnet20Cells.length, 12);
+  assert.deepEqual(d.cells.filter((c) => !c.folder).map((c) => c.id).sort(), resnet20Cells, 'every benchmark resnet20 cell, once');
   assert.deepEqual(d.methods, ['finetune', 'adafilter']);
   assert.equal(p.seeds, 1);
   const fid = PROFILES.fidelity.cells;
