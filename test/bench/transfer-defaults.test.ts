@@ -143,6 +143,11 @@ test('end to end: a grid point, the default (= the grid centre, continued from -
   close(d.summary.meanDefaultGap!, g.defaultGap!);
   assert.ok(g.defaultGap! >= 0, 'the default is a grid point');
   assert.match(headline(s), /oracle/);
+  // A pair without its runs counts against the acceptance, even when every finished pair meets it.
+  const allMeet = { ...d, gaps: d.gaps.map((x) => ({ ...x, defaultMeets: true, autoMeets: true })), summary: { ...d.summary, defaultMeets: 1, autoMeets: 1 } };
+  assert.match(headline({ ...s, defaults: allMeet }), /acceptance \*\*met\*\*/);
+  const unfinished = { ...allMeet, gaps: [...allMeet.gaps, { ...allMeet.gaps[0], cell: 'other', defaultGap: null, autoGap: null }] };
+  assert.match(headline({ ...s, defaults: unfinished }), /1 of 2 pairs not finished; acceptance \*\*not met\*\*/);
   const md = fs.readFileSync(path.join(out, 'results-tiny-defaults.md'), 'utf8');
   for (const want of ['Gaps: default and --auto', '**test** accuracy', 'best point by **validation**', `(= ${centre.point})`]) assert.ok(md.includes(want), `results has '${want}'`);
 
