@@ -23,12 +23,18 @@ export function stratifiedFolds(y: Int32Array, folds: number, seed: number): Int
   return fold;
 }
 
+/** The class with the fewest rows in `y` and its count (classes without a row count 0). */
+export function fewestOfClass(y: Int32Array, numClasses: number): { cls: number; count: number } {
+  const counts = new Array<number>(numClasses).fill(0);
+  for (const c of y) counts[c]++;
+  const cls = counts.reduce((m, n, c) => (n < counts[m] ? c : m), 0);
+  return { cls, count: counts[cls] };
+}
+
 /** Each class needs a row in every fold (else some fold's head never sees it held out, or never trains on it). */
 export function checkFolds(y: Int32Array, folds: number, classes: string[], command: string): void {
-  const counts = new Array<number>(classes.length).fill(0);
-  for (const c of y) counts[c]++;
-  const fewest = counts.reduce((m, n, c) => (n < counts[m] ? c : m), 0);
-  if (counts[fewest] < folds) {
-    throw new InputError(`${command}: --folds ${folds} needs at least ${folds} images of every class in the training and validation splits; '${classes[fewest]}' has ${counts[fewest]} (lower --folds, or --folds 1 for the validation split alone)`);
+  const fewest = fewestOfClass(y, classes.length);
+  if (fewest.count < folds) {
+    throw new InputError(`${command}: --folds ${folds} needs at least ${folds} images of every class in the training and validation splits; '${classes[fewest.cls]}' has ${fewest.count} (lower --folds, or --folds 1 for the validation split alone)`);
   }
 }

@@ -127,7 +127,10 @@ export function formatComparison(c: Comparison): string {
   return lines.join('\n');
 }
 
-/** A run's options from what the search chose: its learning rates, and its steps in place of the run's budget flags when it chose another budget. */
-function searchedSettings(s: NonNullable<CompareOptions['searched']>[string]): Partial<TrainOptions> {
-  return { lr: s.lr, ...(s.gateLr !== undefined ? { gateLr: s.gateLr } : {}), ...(s.steps !== undefined ? { steps: s.steps, epochs: undefined } : {}) };
+/**
+ * A run's options from a search's settings (a trial, or what it chose): its learning rates, and its
+ * steps in place of the run's budget flags where it has them (absent or null: the run's own budget).
+ */
+export function searchedSettings(s: { lr: number; gateLr?: number; steps?: number | null }): Partial<TrainOptions> {
+  return { lr: s.lr, ...(s.gateLr !== undefined ? { gateLr: s.gateLr } : {}), ...(s.steps != null ? { steps: s.steps, epochs: undefined } : {}) };
 }

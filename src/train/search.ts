@@ -29,9 +29,9 @@ import { fineTune, NonFiniteLoss, openRunSplits } from './trainer';
 import { resolveOptions, TrainOptions } from './options';
 import { trainingBudget } from './budget';
 import { Dataset } from '../data/dataset';
-import { checkFolds } from '../data/folds';
+import { checkFolds, fewestOfClass } from '../data/folds';
 import { isRunFolder, readResult, RUN_FILES, RunResult } from './run-folder';
-import { compare, compareDir, CompareOptions, Comparison, methodOptionsFor } from './compare';
+import { compare, compareDir, CompareOptions, Comparison, methodOptionsFor, searchedSettings } from './compare';
 
 export interface Trial {
   lr: number;
@@ -95,9 +95,7 @@ export function searchFolds(ds: Dataset, asked: number | 'auto' = 'auto'): { fol
     return { folds: asked, why: `--folds ${asked}` };
   }
   if (val >= CV_BELOW_PER_CLASS * classes) return { folds: 1, why: `the validation split (${val} images, ${classes} classes)` };
-  const counts = new Array<number>(classes).fill(0);
-  for (const c of pool) counts[c]++;
-  if (Math.min(...counts) < CV_FOLDS) return { folds: 1, why: `the validation split (${val} images, ${classes} classes; too few images of a class for ${CV_FOLDS} folds)` };
+  if (fewestOfClass(pool, classes).count < CV_FOLDS) return { folds: 1, why: `the validation split (${val} images, ${classes} classes; too few images of a class for ${CV_FOLDS} folds)` };
   return { folds: CV_FOLDS, why: `${CV_FOLDS}-fold cross-validation over the ${pool.length} training and validation images: the validation split has ${val} images for ${classes} classes` };
 }
 
@@ -175,10 +173,6 @@ export interface AutoOptions {
   folds?: number | 'auto';
 }
 
-/** A trial's options over the run's: its learning rates, and its budget as --steps where that is not the run's own rule. */
-function settingsOf(t: Trial, steps: number | null): Partial<TrainOptions> {
-  return { lr: t.lr, ...(t.gateLr !== undefined ? { gateLr: t.gateLr } : {}), ...(steps !== null ? { steps, epochs: undefined } : {}) };
-}
 
 /** The chosen trial's folder as the run's own, ready to resume: the copy is the run so far. */
 function adoptTrial(trialDir: string, dir: string): void {
@@ -243,7 +237,8 @@ export async function autoTrain(opts: TrainOptions, hooks: AutoOptions = {}): Pr
   // The run's own budget in steps (its flags, or the default rule over its training split); a trial
   // at another multiple, or any cross-validated trial (a fold trains on fewer images), trains that many steps.
   const base = trainingBudget({ trainSize: ds.splits.train.length, batch: o.batch, steps: o.steps, epochs: o.epochs }).steps;
-  const stepsOf = (t: Trial) => ((t.budget ?? 1) === 1 && folds === 1 ? null : Math.max(1, Math.round((t.budget ?? 1) * base)));
+  const stepsAt = (budget = 1) => Math.max(1, Math.round(budget * base));
+  const stepsOf = (t: Trial) => ((t.budget ?? 1) === 1 && folds === 1 ? null : stepsAt(t.budget));
   const trials: TrialRecord[] = [];
   for (const [k, t] of grid.entries()) {
     const tdir = path.join(dir, 'trials', String(k));
@@ -255,7 +250,7 @@ export async function autoTrain(opts: TrainOptions, hooks: AutoOptions = {}): Pr
       continue;
     }
     try {
-      trials.push({ ...rec, ...(await runTrial(opts, settingsOf(t, rec.steps), tdir, folds)) });
+      trials.push({ ...rec, ...(await runTrial(opts, searchedSettings({ ...t, steps: rec.steps }), tdir, folds)) });
     } catch (e) {
       if (!(e instanceof NonFiniteLoss)) throw e;
       writeJsonAtomic(failed, { error: e.message });
@@ -266,7 +261,7 @@ export async function autoTrain(opts: TrainOptions, hooks: AutoOptions = {}): Pr
   if (chosen < 0) throw new InputError(`${dir}: every trial's loss became NaN or infinite (${grid.map((t) => `lr ${t.lr}`).join(', ')}); see ${path.join(dir, 'trials')}`);
   const pick = grid[chosen];
   // The final run trains on the run's own splits: the chosen budget as --steps unless it is the run's own.
-  const finalSteps = (pick.budget ?? 1) === 1 ? null : Math.max(1, Math.round(pick.budget! * base));
+  const finalSteps = (pick.budget ?? 1) === 1 ? null : stepsAt(pick.budget);
   const search: SearchRecord = {
     version: 1, method: o.method, rule: RULE, folds, foldsWhy: why, trials, chosen,
     lr: pick.lr, gateLr: pick.gateLr ?? null, budget: pick.budget ?? 1, steps: finalSteps,
@@ -274,7 +269,7 @@ export async function autoTrain(opts: TrainOptions, hooks: AutoOptions = {}): Pr
   writeJsonAtomic(searchFile, search);
   hooks.onTrial?.(grid.length, grid.length, pick);
   if (folds === 1 && !isRunFolder(dir)) adoptTrial(path.join(dir, trials[chosen].dir), dir);
-  const result = await fineTune({ ...opts, ...settingsOf(pick, finalSteps), out: dir, resume: true });
+  const result = await fineTune({ ...opts, ...searchedSettings({ ...pick, steps: finalSteps }), out: dir, resume: true });
   return { result, search };
 }
 
