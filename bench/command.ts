@@ -10,7 +10,7 @@ import { runDistThroughput } from './throughput-dist';
 import type { Precision } from '../src/engine/precision';
 import { runDataBench } from './data';
 import { compareMethodCost } from './methods';
-import { PROFILES } from './transfer-suite';
+import { PROFILES, probeProfile } from './transfer-suite';
 import { publishResults, runTransfer } from './transfer';
 import { headline } from './transfer-report';
 
@@ -34,7 +34,7 @@ usage: adafilter bench data --data NAME [--batch N] [--size PX] [--workers N] [-
   the backbone (default resnet20) consumes at that input size, measured one after the other.
 
 usage: adafilter bench transfer --profile ${Object.keys(PROFILES).join('|')} [--out DIR] [--jobs N] [--threads N]
-                                [--report-only] [--publish DOCS_DIR] [--json]
+                                [--report-only] [--publish DOCS_DIR] [--json] [--backbones B1,B2,...]
   Issue #7: every method on targets the shipped backbone never saw (bench/transfer-suite.ts),
   hyper-parameters searched on validation data, 3 seeds, paired bootstrap interval for
   AdaFilter − finetune. Writes DIR/transfer-PROFILE.json and DIR/results-PROFILE.md (default DIR
@@ -42,7 +42,9 @@ usage: adafilter bench transfer --profile ${Object.keys(PROFILES).join('|')} [--
   'variants' (AdaFilter's tau, gated layers, ...) reuses the full profile's runs: give it the same --out.
   'budget': finetune vs AdaFilter at 3x the epochs; 'shots100': the 100-shot cells (both at the
   lr the full profile's search chose). 'fidelity-search' chooses AdaFilter's training defaults on
-  the dev task; 'fidelity' (issue 13) benchmarks them against every baseline.
+  the dev task; 'fidelity' (issue 13) benchmarks them against every baseline. 'probe' (issue 15):
+  linear-probe feature quality of each backbone in --backbones (shipped names or .safetensors
+  files; default doodles-resnet20,default) on fidelity's 12 resnet20 cells.
   --jobs N           training processes at once (default 2), each with --threads libtorch threads (default 1)
   --report-only      train nothing: rebuild the summary from the runs that exist
   --publish DOCS     also write DOCS/results/transfer-PROFILE.json and regenerate DOCS/results.md`;
@@ -152,13 +154,17 @@ async function dataParallelThroughput(values: Record<string, unknown>, method: s
 async function transfer(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
     profile: { type: 'string' }, out: { type: 'string' }, jobs: { type: 'string' }, threads: { type: 'string' },
-    'report-only': { type: 'boolean' }, publish: { type: 'string' }, json: { type: 'boolean' },
+    'report-only': { type: 'boolean' }, publish: { type: 'string' }, json: { type: 'boolean' }, backbones: { type: 'string' },
   }, 'bench transfer');
   if (positionals.length) throw new InputError(`bench transfer: unexpected argument '${positionals[0]}'`);
   const name = values.profile as string | undefined;
   if (!name || !PROFILES[name]) throw new InputError(`bench transfer: --profile must be one of ${Object.keys(PROFILES).join(', ')}${name ? `, got '${name}'` : ''}`);
+  const backbones = values.backbones as string | undefined;
+  if (backbones !== undefined && name !== 'probe') throw new InputError(`bench transfer: --backbones is for --profile probe, not '${name}'`);
+  const list = backbones?.split(',').map((b) => b.trim()) ?? [];
+  if (backbones !== undefined && list.some((b) => b === '')) throw new InputError(`bench transfer: --backbones wants a comma-separated list of backbones, got '${backbones}'`);
   const summary = await runTransfer({
-    profile: PROFILES[name], out: (values.out as string | undefined) ?? `bench-results/transfer-${name}`,
+    profile: backbones !== undefined ? probeProfile(list) : PROFILES[name], out: (values.out as string | undefined) ?? `bench-results/transfer-${name}`,
     jobs: intFlag(values.jobs as string | undefined, 'jobs', 2), threads: intFlag(values.threads as string | undefined, 'threads', 1),
     train: !values['report-only'], command: ['node bin/adafilter.js bench transfer', ...argv].join(' '),
   });

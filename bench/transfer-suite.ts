@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import type { Precision } from '../src/engine/precision';
+import { InputError } from '../src/errors';
 
 /** One learning-rate setting; gateLr only for methods with a gate or policy network. */
 export interface Trial {
@@ -442,6 +443,33 @@ PROFILES.backbones = {
     '3 seeds; no ablations or other baselines; no new lr search for the new backbone (fidelity\'s settings on both)',
   ],
 };
+
+/**
+ * Issue 15's choice of a backbone: linear-probe only (the feature quality the issue measures) on
+ * fidelity's twelve resnet20 cells, for every backbone named — shipped names or candidate weights
+ * files (`bench transfer --profile probe --backbones doodles-resnet20,default,FILE…`) — with the
+ * backbones profile's protocol (lr 0.03 at fidelity's epochs, 3 seeds). A candidate's cells are
+ * named after its file, so candidates measured in one --out keep their runs apart.
+ */
+export function probeProfile(backbones: string[]): Profile {
+  const label = (b: string) => (b.endsWith('.safetensors') ? path.basename(b, '.safetensors') : b);
+  const labels = backbones.map(label);
+  const twice = labels.find((l, i) => labels.indexOf(l) !== i);
+  if (twice) throw new InputError(`--backbones: two backbones are both called '${twice}' (candidates are named after their file)`);
+  return {
+    ...PROFILES.fidelity, name: 'probe',
+    description: `linear-probe on fidelity's 12 resnet20 cells for each backbone (${labels.join(', ')}), 3 seeds, the backbones profile's protocol`,
+    seeds: 3,
+    cells: PROFILES.fidelity.cells.filter((c) => c.backbone === DOODLES).flatMap((c) => backbones.map((backbone) => ({
+      ...c, id: `${c.id}@${label(backbone)}`, group: `${c.group} @ ${label(backbone)}`, backbone,
+      methods: ['linear-probe'], seedsByMethod: undefined,
+    }))),
+    methodOrder: ['linear-probe'],
+    interleave: undefined,
+    cuts: ['linear-probe only: no fine-tuning, so no AdaFilter − finetune gap (the backbones profile measures that)'],
+  };
+}
+PROFILES.probe = probeProfile([DOODLES, 'default']);
 
 /**
  * Issue 19's benchmark rows: gna and select next to finetune, l2sp and bss on fidelity's twelve

@@ -22,8 +22,8 @@ const resnet = (inputSize: number, description: string, cfg: Omit<ResNetConfig, 
   build: (numClasses) => new ResNet({ ...cfg, numClasses }),
 });
 
-const cifar = (n: number, desc: string): Entry =>
-  resnet(32, desc, { blocks: [n, n, n], widths: [16, 32, 64], stem: 'cifar' });
+const cifar = (n: number, desc: string, widths = [16, 32, 64]): Entry =>
+  resnet(32, desc, { blocks: [n, n, n], widths, stem: 'cifar' });
 
 const mobilenet = (widthMult: number): Entry => ({
   family: 'mobilenetv2', inputSize: 224, weightsFrom: 'torchvision mobilenet_v2 / timm mobilenetv2_*',
@@ -35,6 +35,8 @@ const models: Record<string, Entry> = {
   resnet20: cifar(3, 'CIFAR ResNet-20 (He et al. 2016): 3 stages × 3 BasicBlocks, widths 16/32/64'),
   resnet32: cifar(5, 'CIFAR ResNet-32: 3 stages × 5 BasicBlocks, widths 16/32/64'),
   resnet56: cifar(9, 'CIFAR ResNet-56: 3 stages × 9 BasicBlocks, widths 16/32/64'),
+  // Issue 15's "wider resnet20" (WRN-20-2 in Zagoruyko & Komodakis's naming): 4× the FLOPs of resnet20.
+  'resnet20-w2': cifar(3, 'resnet20 at twice the width: 3 stages × 3 BasicBlocks, widths 32/64/128', [32, 64, 128]),
   'resnet18-cifar': resnet(32,
     'ResNet-18 for 32×32 inputs: 3×3 stride-1 stem, no max-pool, BasicBlocks [2,2,2,2], widths 64/128/256/512',
     { blocks: [2, 2, 2, 2], widths: [64, 128, 256, 512], stem: 'cifar' }),

@@ -204,12 +204,25 @@ test('end to end: a tiny profile trains, writes the JSON and the markdown, and r
 test('cli: bench transfer refuses an unknown profile with one line and exit 2', () => {
   const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const cli = path.resolve(__dirname, '..', '..', '..', 'bin', 'adafilter.js');
-  for (const [args, re] of [[['--profile', 'huge'], /--profile must be one of quick, full, variants, budget, budget-variants, budget6, shots100, fidelity-search, fidelity, backbones, related, bf16, defaults, got 'huge'/], [[], /--profile must be one of/], [['--profile', 'quick', '--jobs', '0'], /--jobs: expected an integer >= 1/]] as [string[], RegExp][]) {
+  for (const [args, re] of [[['--profile', 'huge'], /--profile must be one of quick, full, variants, budget, budget-variants, budget6, shots100, fidelity-search, fidelity, backbones, probe, related, bf16, defaults, got 'huge'/], [[], /--profile must be one of/], [['--profile', 'quick', '--jobs', '0'], /--jobs: expected an integer >= 1/],
+    [['--profile', 'full', '--backbones', 'default'], /--backbones is for --profile probe, not 'full'/], [['--profile', 'probe', '--backbones', 'default,,x'], /comma-separated list/],
+    [['--profile', 'probe', '--backbones', '/a/v2.safetensors,/b/v2.safetensors'], /two backbones are both called 'v2'/]] as [string[], RegExp][]) {
     const r = spawnSync(process.execPath, [cli, 'bench', 'transfer', ...args], { encoding: 'utf8' });
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, re);
     assert.equal(r.stderr.trim().split('\n').length, 1);
   }
+});
+
+test('probe profile: linear-probe only, every fidelity resnet20 cell once per backbone, named after the file', async () => {
+  const { probeProfile, PROFILES } = await import('../../bench/transfer-suite');
+  const p = probeProfile(['doodles-resnet20', '/tmp/cand/wide-10ep.safetensors']);
+  const base = PROFILES.fidelity.cells.filter((c) => c.backbone === 'doodles-resnet20');
+  assert.equal(p.cells.length, 2 * base.length);
+  assert.ok(p.cells.every((c) => c.methods.length === 1 && c.methods[0] === 'linear-probe'));
+  const wide = p.cells.filter((c) => c.backbone === '/tmp/cand/wide-10ep.safetensors');
+  assert.deepEqual(wide.map((c) => c.id), base.map((c) => `${c.id}@wide-10ep`));
+  assert.equal(new Set(p.cells.map((c) => c.id)).size, p.cells.length);
 });
 
 test('encodePng: sharp decodes it to the same pixels', async () => {
