@@ -26,6 +26,7 @@ export function keepDiscussion(existing: string | null): string {
 
 export function headline(s: TransferSummary): string {
   if (s.defaults) return defaultsHeadline(s);
+  if (s.cells.length && s.cells.every((c) => c.methods.length === 1 && c.methods[0] === 'linear-probe')) return probeHeadline(s);
   if (s.kind === 'variants') {
     const parts = Object.entries(s.intervals).filter(([k]) => k.startsWith('adafilter @ '))
       .map(([k, iv]) => `${k.slice('adafilter @ '.length)}: ${signed(iv.estimate)} [${signed(iv.lo)}, ${signed(iv.hi)}]`);
@@ -57,6 +58,36 @@ export function headline(s: TransferSummary): string {
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '—' : (100 * x).toFixed(2));
 const yesNo = (x: boolean | null) => (x === null ? '—' : x ? 'yes' : 'no');
+
+/** Issue 15's goal: the default's features this far above doodles-resnet20's (points of linear-probe accuracy). */
+export const PROBE_GOAL = 10;
+const PROBE_BASE = 'doodles-resnet20';
+
+/**
+ * Per backbone, linear-probe test accuracy averaged over cells (each cell the mean of its seeds, so a
+ * missing seed does not reweight the cells), and how many of the profile's cells it has finished.
+ */
+export function probeMeans(s: TransferSummary): { backbone: string; mean: number | null; cells: number; of: number }[] {
+  const backbones = [...new Set(s.cells.filter((c) => !c.skipped).map((c) => c.backbone))];
+  return backbones.map((b) => {
+    const cells = s.cells.filter((c) => c.backbone === b && !c.skipped);
+    const means = cells.map((c) => s.runs.filter((r) => r.cell === c.id && r.method === 'linear-probe').map((r) => r.testAcc))
+      .filter((a) => a.length > 0).map((a) => (100 * a.reduce((x, y) => x + y, 0)) / a.length);
+    return { backbone: b, mean: means.length ? means.reduce((x, y) => x + y, 0) / means.length : null, cells: means.length, of: cells.length };
+  });
+}
+
+/** The Answer line of a linear-probe-only profile: each backbone's mean against doodles-resnet20's. */
+export function probeHeadline(s: TransferSummary): string {
+  const rows = probeMeans(s);
+  const base = rows.find((r) => r.backbone === PROBE_BASE && r.cells === r.of);
+  const parts = rows.map((r) => `${r.backbone} ${pct(r.mean === null ? null : r.mean / 100)}%` +
+    (r.cells < r.of ? ` (${r.cells} of ${r.of} cells)` : base && r !== base && r.mean !== null ? ` (${signed(r.mean - base.mean!)})` : ''));
+  const def = rows.find((r) => r.backbone === 'default');
+  const goal = base && def && def.cells === def.of && def.mean !== null
+    ? ` Issue 15's goal (default ≥ ${PROBE_GOAL} points above ${PROBE_BASE}) is **${def.mean - base.mean! >= PROBE_GOAL ? 'met' : 'not met'}**.` : '';
+  return `**${s.profile}** (linear-probe test accuracy averaged over each backbone's cells, mean of ${s.settings.seeds} seeds per cell): ${parts.join('; ')}.${goal}`;
+}
 
 /** The Answer line of the defaults profile (issue 14's acceptance). */
 export function defaultsHeadline(s: TransferSummary): string {

@@ -43,6 +43,8 @@ export interface ModelCard {
   threads?: number;
   /** The sources' licences (the weights derive from them). */
   license?: string;
+  /** The arithmetic of the training steps (cards written before it existed: fp32). */
+  precision?: string;
 }
 
 /** The model card of the weights written; null on a data-parallel job's ranks other than 0, which write nothing. */
@@ -59,6 +61,7 @@ export async function pretrain(o: PretrainOptions, command: string): Promise<Mod
     input: { size: cfg.inputSize, channels: cfg.channels, ...cfg.input.resolvedStats },
     command, createdAt: new Date().toISOString(), trainSeconds: result.trainSeconds,
     machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores`, threads: cfg.threads, license: sourceLicense(cfg.data),
+    precision: cfg.precision ?? 'fp32',
   };
   // The run holds the whole adapted model ("backbone." names); the shipped file is the bare backbone.
   const { tensors } = decodeSafetensors(fs.readFileSync(path.join(result.dir, RUN_FILES.model)), result.dir);
@@ -89,7 +92,7 @@ export function modelCardMarkdown(c: ModelCard, valCurve: number[] = []): string
 - **Source task**: \`${c.source}\` — ${c.classes} classes (${c.classNames.slice(0, 8).join(', ')}${c.classes > 8 ? ', …' : ''}).
   Classes and scripts not listed here are never seen in pretraining and serve as transfer targets.
 - **Training**: standard supervised training from random initialisation (\`finetune\` on random
-  weights), ${c.epochs} epochs, seed ${c.seed}, ${(c.trainSeconds / 60).toFixed(1)} min of training steps${c.machine ? ` on ${c.machine} (${c.threads} thread${c.threads === 1 ? '' : 's'})` : ''}.
+  weights), ${c.epochs} epochs, seed ${c.seed}${c.precision && c.precision !== 'fp32' ? `, ${c.precision} autocast (fp32 weights and SGD state)` : ''}, ${(c.trainSeconds / 60).toFixed(1)} min of training steps${c.machine ? ` on ${c.machine} (${c.threads} thread${c.threads === 1 ? '' : 's'})` : ''}.
 - **Accuracy on the source task**: validation ${pct(c.valAcc)}, test ${pct(c.testAcc)} (best-validation epoch).
 ${valCurve.length ? `- **Validation accuracy per epoch**: ${valCurve.map((v) => (100 * v).toFixed(1)).join(', ')}\n` : ''}- **Reproduce**: \`${c.command}\` (same machine and thread count → identical weights).
 - **Made**: ${c.createdAt}.

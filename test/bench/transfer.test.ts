@@ -225,6 +225,27 @@ test('probe profile: linear-probe only, every fidelity resnet20 cell once per ba
   assert.equal(new Set(p.cells.map((c) => c.id)).size, p.cells.length);
 });
 
+test('probe headline: per-cell means of seeds, averaged per backbone, against doodles-resnet20 and the +10 goal', async () => {
+  const { probeHeadline, probeMeans } = await import('../../bench/transfer-report');
+  const cell = (id: string, backbone: string) => ({ id, backbone, methods: ['linear-probe'], skipped: null });
+  const run = (c: string, seed: number, testAcc: number) => ({ cell: c, method: 'linear-probe', seed, testAcc });
+  const summary = (defaultAccs: number[][]) => ({
+    profile: 'probe', settings: { seeds: 3 },
+    cells: [cell('a@doodles-resnet20', 'doodles-resnet20'), cell('b@doodles-resnet20', 'doodles-resnet20'), cell('a@default', 'default'), cell('b@default', 'default')],
+    // Cell a has 3 seeds and b one: a mean over runs would weight a three times.
+    runs: [run('a@doodles-resnet20', 0, 0.6), run('a@doodles-resnet20', 1, 0.6), run('a@doodles-resnet20', 2, 0.6), run('b@doodles-resnet20', 0, 0.8),
+      ...defaultAccs.flatMap((accs, i) => accs.map((a, seed) => run(`${'ab'[i]}@default`, seed, a)))],
+  }) as unknown as Parameters<typeof probeHeadline>[0];
+  const met = summary([[0.8, 0.8, 0.8], [0.9]]);
+  assert.deepEqual(probeMeans(met).map((r) => [r.backbone, Math.round(r.mean! * 100) / 100, r.cells]), [['doodles-resnet20', 70, 2], ['default', 85, 2]]);
+  assert.match(probeHeadline(met), /doodles-resnet20 70\.00%; default 85\.00% \(\+15\.00\)\. Issue 15's goal .* \*\*met\*\*/);
+  assert.match(probeHeadline(summary([[0.7, 0.7, 0.7], [0.9]])), /default 80\.00% \(\+10\.00\)\. .*\*\*met\*\*/);
+  assert.match(probeHeadline(summary([[0.7, 0.7, 0.68], [0.9]])), /\*\*not met\*\*/);
+  // A backbone with cells unfinished is not compared.
+  const part = probeHeadline(summary([[0.9]]));
+  assert.match(part, /default 90\.00% \(1 of 2 cells\)\.$/);
+});
+
 test('encodePng: sharp decodes it to the same pixels', async () => {
   const sharp = (await import('sharp')).default;
   const { encodePng } = await import('../../bench/transfer-data');
