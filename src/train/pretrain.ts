@@ -14,6 +14,7 @@ import { InputError } from '../errors';
 import { Tensor } from '../engine/tensor';
 import { fineTune } from './trainer';
 import { TrainOptions } from './options';
+import type { Precision } from '../engine/precision';
 import { META } from './backbones';
 import { RUN_FILES, readLog, readRunConfig } from './run-folder';
 import { writesOutputs } from './data-parallel';
@@ -44,7 +45,7 @@ export interface ModelCard {
   /** The sources' licences (the weights derive from them). */
   license?: string;
   /** The arithmetic of the training steps (cards written before it existed: fp32). */
-  precision?: string;
+  precision?: Precision;
 }
 
 /** The model card of the weights written; null on a data-parallel job's ranks other than 0, which write nothing. */

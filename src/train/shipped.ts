@@ -19,13 +19,16 @@ export interface ShippedBackbone {
 /** The glyph scripts the transfer benchmark uses as targets; a pretraining source leaves them out. */
 export const TARGET_SCRIPTS = ['Armenian', 'Georgian', 'Devanagari'];
 
+/** Quick Draw 0-244 plus 8 letters of every script but the targets and CJK, `samples` renders each. */
+const doodlesAndGlyphs = (samples: number) =>
+  `quickdraw:0-244+glyphs:scripts=all;exclude=${TARGET_SCRIPTS.join(',')};max=8;samples=${samples};size=28`;
+
 /**
- * The default's source: Quick Draw 0-244 plus 8 letters of every script but the targets and CJK, 60
- * renders each — fewer than the 100 of doodles-glyphs-resnet20, so doodles are 27% of the images
- * instead of 18% and an epoch costs 40% less (issue 15's probe: +3.4 points of linear-probe accuracy
- * for that change with 10 epochs instead of 5, docs/results.md).
+ * The default's source: 60 renders per letter — fewer than the 100 of doodles-glyphs-resnet20, so
+ * doodles are 27% of the images instead of 18% and an epoch costs 40% less (issue 15's probe: +3.4
+ * points of linear-probe accuracy for that change with 10 epochs instead of 5, docs/results.md).
  */
-export const DEFAULT_SOURCE = `quickdraw:0-244+glyphs:scripts=all;exclude=${TARGET_SCRIPTS.join(',')};max=8;samples=60;size=28`;
+export const DEFAULT_SOURCE = doodlesAndGlyphs(60);
 
 export const SHIPPED: ShippedBackbone[] = [
   {
@@ -35,7 +38,7 @@ export const SHIPPED: ShippedBackbone[] = [
   },
   {
     name: 'doodles-glyphs-resnet20', file: path.join(PACKAGE_ROOT, 'weights', 'doodles-glyphs-resnet20.safetensors'),
-    build: `adafilter pretrain --arch resnet20 --data 'quickdraw:0-244+glyphs:scripts=all;exclude=${TARGET_SCRIPTS.join(',')};max=8;samples=100;size=28' --epochs 5 --batch 64 --lr 0.05 --threads 2 --workers 1 --seed 0 --out weights/doodles-glyphs-resnet20.safetensors --run runs/pretrain-doodles-glyphs-resnet20`,
+    build: `adafilter pretrain --arch resnet20 --data '${doodlesAndGlyphs(100)}' --epochs 5 --batch 64 --lr 0.05 --threads 2 --workers 1 --seed 0 --out weights/doodles-glyphs-resnet20.safetensors --run runs/pretrain-doodles-glyphs-resnet20`,
     summary: 'resnet20 pretrained 5 epochs on Quick Draw 0-244 and 8 letters of each of 137 scripts, 100 renders each (the default on 2026-12-01 and 02; the backbones profile\'s `default` rows of 2026-12-01 use it)',
   },
   {
