@@ -1,4 +1,5 @@
 import { Tensor } from '../engine/tensor';
+import { chain, release } from '../engine/scope';
 import { Module } from '../nn/module';
 import { Conv2d } from '../nn/conv';
 import { BatchNorm2d } from '../nn/batchnorm';
@@ -39,9 +40,8 @@ export class BasicBlock extends Module {
   get outPlanes(): number { return this.planes; }
 
   forward(x: Tensor): Tensor {
-    const out = this.bn2.forward(this.conv2.forward(F.relu(this.bn1.forward(this.conv1.forward(x)))));
-    const shortcut = this.downsample ? this.downsample.forward(x) : x;
-    return F.relu(out.add(shortcut));
+    const out = chain(x, this.conv1, this.bn1, F.relu, this.conv2, this.bn2);
+    return residual(out, this.downsample ? this.downsample.forward(x) : x, x);
   }
 
   toOnnx(e: OnnxEmitter, x: string, n: string): string {
@@ -84,11 +84,8 @@ export class Bottleneck extends Module {
   get outPlanes(): number { return this.planes * Bottleneck.expansion; }
 
   forward(x: Tensor): Tensor {
-    let h = F.relu(this.bn1.forward(this.conv1.forward(x)));
-    h = F.relu(this.bn2.forward(this.conv2.forward(h)));
-    h = this.bn3.forward(this.conv3.forward(h));
-    const shortcut = this.downsample ? this.downsample.forward(x) : x;
-    return F.relu(h.add(shortcut));
+    const out = chain(x, this.conv1, this.bn1, F.relu, this.conv2, this.bn2, F.relu, this.conv3, this.bn3);
+    return residual(out, this.downsample ? this.downsample.forward(x) : x, x);
   }
 
   toOnnx(e: OnnxEmitter, x: string, n: string): string {
@@ -104,6 +101,16 @@ export class Bottleneck extends Module {
 }
 
 type ResBlock = BasicBlock | Bottleneck;
+
+/** relu(main + shortcut), releasing the block's intermediates (not its input x) as chain() does. */
+function residual(main: Tensor, shortcut: Tensor, x: Tensor): Tensor {
+  const sum = main.add(shortcut);
+  release(main, x);
+  release(shortcut, x);
+  const y = F.relu(sum);
+  sum.dispose();
+  return y;
+}
 
 /** relu(main + shortcut) in the graph. */
 function residualOnnx(e: OnnxEmitter, b: ResBlock, main: string, x: string, n: string): string {
@@ -192,8 +199,9 @@ export class ResNet extends Module implements Backbone {
 
   /** Pooled features [N, featureDim] before the classifier. */
   features(x: Tensor): Tensor {
-    let h = F.relu(this.bn1.forward(this.conv1.forward(x)));
-    if (this.config.stem === 'imagenet') h = F.maxPool2d(h, 3, { stride: 2, padding: 1 });
+    let h = this.config.stem === 'imagenet'
+      ? chain(x, this.conv1, this.bn1, F.relu, (t) => F.maxPool2d(t, 3, { stride: 2, padding: 1 }))
+      : chain(x, this.conv1, this.bn1, F.relu);
     for (const l of this.layers) h = l.forward(h);
     return F.globalAvgPool(h);
   }

@@ -66,3 +66,26 @@ test('nested tidy hands the inner result to the outer scope', () => {
   });
   assert.equal(liveTensors(), before);
 });
+
+test('a resnet block releases its intermediates as it goes: an eval forward holds one tensor per block, not one per op', async () => {
+  const { buildModel } = await import('../../src/models');
+  const { noGrad } = await import('../../src/engine/autograd');
+  setNumThreads(1);
+  manualSeed(0);
+  const model = buildModel('resnet20', 10);
+  model.eval();
+  const x = randn([2, 3, 32, 32]);
+  // Live tensors after each block, inside one pass: before chain() every conv, BN, relu and add
+  // output stayed alive to the end of the pass (about 8 per block).
+  const growth: number[] = [];
+  const layers = (model as unknown as { layers: { layers: { forward(t: unknown): unknown }[] }[] }).layers;
+  const block = layers[1].layers[0]; // with a projection shortcut
+  const forward = block.forward.bind(block);
+  block.forward = (t: unknown) => { const before = liveTensors(); const y = forward(t); growth.push(liveTensors() - before); return y; };
+  const plain = layers[0].layers[1];
+  const forward2 = plain.forward.bind(plain);
+  plain.forward = (t: unknown) => { const before = liveTensors(); const y = forward2(t); growth.push(liveTensors() - before); return y; };
+  tidy(() => noGrad(() => { model.forward(x); }));
+  assert.deepEqual(growth, [1, 2], 'identity block: its output only; projection block: its output and the shortcut conv\'s output (inside the Sequential)');
+  x.dispose();
+});

@@ -2,7 +2,7 @@ import { Tensor } from '../../engine/tensor';
 import { noGrad } from '../../engine/autograd';
 import { aten } from '../../engine/tensor';
 import { cat } from '../../engine/creation';
-import { keep } from '../../engine/scope';
+import { keep, release } from '../../engine/scope';
 import { Module } from '../../nn/module';
 import { Buffer } from '../../nn/parameter';
 import { BatchNorm2d, FrozenBatchNorm2d } from '../../nn/batchnorm';
@@ -99,14 +99,17 @@ export class GatedBatchNorm extends Module {
   /** Mixes raw conv outputs yF, yS (either null when that path was skipped) with gates g. */
   forward(yF: Tensor | null, yS: Tensor | null, g: Tensor, keepGateGrad: boolean): Tensor {
     if (this.single) {
-      const bn = this.bn!;
-      if (yF && yS) return bn.forward(mix(yF, yS, g));
-      return bn.forward(skipped(yF, yS, g, keepGateGrad));
+      const mixed = yF && yS ? mix(yF, yS, g) : skipped(yF, yS, g, keepGateGrad);
+      const y = this.bn!.forward(mixed);
+      release(mixed, yF, yS, y);
+      return y;
     }
     const a = yF ? this.bn_f!.forward(yF) : null;
     const b = yS ? this.bn_s!.forward(yS) : null;
-    if (a && b) return mix(a, b, g);
-    return skipped(a, b, g, keepGateGrad);
+    const y = a && b ? mix(a, b, g) : skipped(a, b, g, keepGateGrad);
+    release(a, y);
+    release(b, y);
+    return y;
   }
 
   override dispose(): void {

@@ -1,5 +1,6 @@
 import { aten, Tensor } from '../../engine/tensor';
 import { noGrad } from '../../engine/autograd';
+import { release } from '../../engine/scope';
 import { cat, newFull } from '../../engine/creation';
 import { deviceType } from '../../engine/device';
 import { Module } from '../../nn/module';
@@ -76,7 +77,8 @@ export class GatedConv extends Module {
     return conv2d(x, w, b, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
   }
 
-  forward(x: Tensor): Tensor {
+  forward(input: Tensor): Tensor {
+    let x = input;
     const ctx = this.#ctx;
     const pass = ctx.pass;
     if (!pass) throw new Error('adafilter: a gated layer ran outside its model\'s forward pass');
@@ -119,7 +121,12 @@ export class GatedConv extends Module {
     }
     const yF = useF ? this.conv(x, this.weight_f, this.bias_f) : null;
     const yS = useS ? this.conv(x, this.weight_s, this.bias_s) : null;
-    return this.norm.forward(yF, yS, g, gateGrad);
+    const y = this.norm.forward(yF, yS, g, gateGrad);
+    // Intermediates go as soon as they are read (engine/scope.ts chain()); the layer's input stays.
+    release(yF, y);
+    release(yS, y);
+    if (x !== input) x.dispose();
+    return y;
   }
 
   /**
