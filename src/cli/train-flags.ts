@@ -7,7 +7,7 @@ import { TRAIN_DEFAULTS } from '../train/options';
 import { DEFAULT_EPOCHS, MIN_STEPS, VALIDATION_POINTS } from '../train/budget';
 import { parseNormalize } from '../data/transforms';
 import type { Precision } from '../engine/precision';
-import { cudaDevices } from '../engine/device';
+import { cpuBf16, cudaDevices } from '../engine/device';
 import { distAvailable } from '../dist/process-group';
 import { workerEnv } from '../dist/env';
 import { RelaunchOptions } from '../dist/relaunch';
@@ -86,13 +86,22 @@ function deviceOf(values: Values): 'cpu' | 'cuda' {
 /** --precision and --device, also taken by eval and predict. */
 export const COMPUTE_FLAGS: NonNullable<ParseArgsConfig['options']> = { precision: { type: 'string' }, device: { type: 'string' } };
 
-export const COMPUTE_FLAGS_USAGE = `  --precision P      fp32 (default), bf16 (autocast; CPU or CUDA), fp16 (autocast + loss scaling; CUDA only)
+export const COMPUTE_FLAGS_USAGE = `  --precision P      fp32 (default), bf16 (autocast; CUDA, or a CPU with AMX or AVX512-BF16:
+                     elsewhere it is emulated and slower than fp32), fp16 (autocast + loss scaling; CUDA only)
   --device D         cpu (default), cuda, cuda:N, or auto (cuda when a GPU is usable)`;
 
-/** --precision and --device as given (checked where they are resolved: train/options.ts resolveCompute). */
+/**
+ * --precision and --device as given (checked where they are resolved: train/options.ts
+ * resolveCompute), with a note on stderr when bf16 will run on a CPU that has no bf16 instructions.
+ */
 export function computeOptionsOf(values: Values): { precision?: Precision; device?: string } {
-  return { precision: values.precision as Precision | undefined, device: values.device as string | undefined };
+  const o = { precision: values.precision as Precision | undefined, device: values.device as string | undefined };
+  const onCpu = o.device === undefined || o.device === 'cpu' || (o.device === 'auto' && cudaDevices() === 0);
+  if (o.precision === 'bf16' && onCpu && cpuBf16() === 'none') process.stderr.write(BF16_EMULATED_NOTE);
+  return o;
 }
+
+export const BF16_EMULATED_NOTE = 'note: this CPU has no bf16 instructions (neither AMX nor AVX512-BF16): bf16 is emulated and trains slower than fp32 here\n';
 
 export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped backbone), an architecture (random init), or WEIGHTS.safetensors / ARCH:FILE
   --data D           dataset: mnist, fashion-mnist, quickdraw:300-309, glyphs:scripts=Armenian, folder:PATH …

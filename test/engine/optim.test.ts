@@ -102,6 +102,31 @@ test('SGD weight decay (coupled): d = g + wd·p, plain and with momentum', () =>
   run((p) => new SGD([p], { lr, momentum: m, weightDecay: wd }), [p1, p2], 'sgd momentum + weight decay');
 });
 
+test('SGD updates a group at once: a parameter without a gradient is left alone, one whose gradient comes later starts its own buffer then', () => {
+  // The step updates a group with one list operation per stage, so parameters at different
+  // stages (no gradient, a fresh buffer, an old buffer) share one call and must not mix.
+  const lr = 0.1, m = 0.9, wd = 0.2;
+  const a = param(P0), b = param([3, -1]);
+  try {
+    const opt = new SGD([a, b], { lr, momentum: m, weightDecay: wd });
+    a.grad = f64(G[0]);
+    opt.step();
+    const da1 = P0.map((p, i) => G[0][i] + wd * p);
+    const a1 = P0.map((p, i) => p - lr * da1[i]);
+    assertClose(values(a), a1, 'a after step 1');
+    assertClose(values(b), [3, -1], 'b has no gradient at step 1: unchanged, no decay');
+    a.grad = f64(G[1]);
+    b.grad = f64([0.5, 2]);
+    opt.step();
+    const ba2 = da1.map((x, i) => m * x + (G[1][i] + wd * a1[i]));
+    assertClose(values(a), a1.map((p, i) => p - lr * ba2[i]), 'a after step 2 (old buffer)');
+    // b's first step: its buffer starts at d = g + wd·p, not m·0 + d damped
+    assertClose(values(b), [3 - lr * (0.5 + wd * 3), -1 - lr * (2 + wd * -1)], 'b after step 2 (fresh buffer)');
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
+});
 test('AdamW: decoupled decay, bias-corrected moments', () => {
   const lr = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1;
   let p = P0.slice();
