@@ -97,11 +97,13 @@ export const COMPUTE_FLAGS_USAGE = `  --precision P      fp32 (default), bf16 (a
 export function computeOptionsOf(values: Values): { precision?: Precision; device?: string } {
   const o = { precision: values.precision as Precision | undefined, device: values.device as string | undefined };
   const onCpu = o.device === undefined || o.device === 'cpu' || (o.device === 'auto' && cudaDevices() === 0);
-  if (o.precision === 'bf16' && onCpu && cpuBf16() === 'none') process.stderr.write(BF16_EMULATED_NOTE);
+  // Once per command: the workers of --nproc-per-node run this too, and rank 0 speaks for them.
+  const firstRank = (process.env.RANK ?? '0') === '0';
+  if (o.precision === 'bf16' && onCpu && firstRank && cpuBf16() === 'none') process.stderr.write(BF16_EMULATED_NOTE);
   return o;
 }
 
-export const BF16_EMULATED_NOTE = 'note: this CPU has no bf16 instructions (neither AMX nor AVX512-BF16): bf16 is emulated and trains slower than fp32 here\n';
+const BF16_EMULATED_NOTE = 'note: this CPU has no bf16 instructions (neither AMX nor AVX512-BF16): bf16 is emulated and runs slower than fp32 here\n';
 
 export const TRAIN_FLAGS_USAGE = `  --backbone B       default (the shipped backbone), an architecture (random init), or WEIGHTS.safetensors / ARCH:FILE
   --data D           dataset: mnist, fashion-mnist, quickdraw:300-309, glyphs:scripts=Armenian, folder:PATH …

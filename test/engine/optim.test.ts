@@ -102,9 +102,9 @@ test('SGD weight decay (coupled): d = g + wd·p, plain and with momentum', () =>
   run((p) => new SGD([p], { lr, momentum: m, weightDecay: wd }), [p1, p2], 'sgd momentum + weight decay');
 });
 
-test('SGD updates a group at once: a parameter without a gradient is left alone, one whose gradient comes later starts its own buffer then', () => {
-  // The step updates a group with one list operation per stage, so parameters at different
-  // stages (no gradient, a fresh buffer, an old buffer) share one call and must not mix.
+test('SGD in one group: a parameter without a gradient is left alone, one whose gradient comes later starts its own buffer then', () => {
+  // Parameters of one group at different stages (no gradient, a fresh buffer, an old buffer) in
+  // the same step must not mix: what an update of the group as one list would get wrong.
   const lr = 0.1, m = 0.9, wd = 0.2;
   const a = param(P0), b = param([3, -1]);
   try {
@@ -127,6 +127,7 @@ test('SGD updates a group at once: a parameter without a gradient is left alone,
     b.dispose();
   }
 });
+
 test('AdamW: decoupled decay, bias-corrected moments', () => {
   const lr = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1;
   let p = P0.slice();
