@@ -10,7 +10,7 @@ import { runDistThroughput } from './throughput-dist';
 import type { Precision } from '../src/engine/precision';
 import { runDataBench } from './data';
 import { compareMethodCost } from './methods';
-import { PROFILES, probeProfile } from './transfer-suite';
+import { Profile, PROFILES, probeProfile } from './transfer-suite';
 import { publishResults, runTransfer } from './transfer';
 import { headline } from './transfer-report';
 
@@ -35,6 +35,7 @@ usage: adafilter bench data --data NAME [--batch N] [--size PX] [--workers N] [-
 
 usage: adafilter bench transfer --profile ${Object.keys(PROFILES).join('|')} [--out DIR] [--jobs N] [--threads N]
                                 [--report-only] [--publish DOCS_DIR] [--json] [--backbones B1,B2,...]
+                                [--cells ID1,ID2,...]
   Issue #7: every method on targets the shipped backbone never saw (bench/transfer-suite.ts),
   hyper-parameters searched on validation data, 3 seeds, paired bootstrap interval for
   AdaFilter − finetune. Writes DIR/transfer-PROFILE.json and DIR/results-PROFILE.md (default DIR
@@ -47,7 +48,10 @@ usage: adafilter bench transfer --profile ${Object.keys(PROFILES).join('|')} [--
   files; default doodles-resnet20,default) on fidelity's 12 resnet20 cells.
   --jobs N           training processes at once (default 2), each with --threads libtorch threads (default 1)
   --report-only      train nothing: rebuild the summary from the runs that exist
-  --publish DOCS     also write DOCS/results/transfer-PROFILE.json and regenerate DOCS/results.md`;
+  --publish DOCS     also write DOCS/results/transfer-PROFILE.json and regenerate DOCS/results.md
+  --cells IDS        --profile defaults: only these cells, in this order (a measurement that spans
+                     sittings: --publish keeps the cells published before that this run lacks, when
+                     they were measured on the same backbone weights)`;
 
 async function data(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
@@ -155,6 +159,7 @@ async function transfer(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
     profile: { type: 'string' }, out: { type: 'string' }, jobs: { type: 'string' }, threads: { type: 'string' },
     'report-only': { type: 'boolean' }, publish: { type: 'string' }, json: { type: 'boolean' }, backbones: { type: 'string' },
+    cells: { type: 'string' },
   }, 'bench transfer');
   if (positionals.length) throw new InputError(`bench transfer: unexpected argument '${positionals[0]}'`);
   const name = values.profile as string | undefined;
@@ -163,8 +168,9 @@ async function transfer(argv: string[]): Promise<number> {
   if (backbones !== undefined && name !== 'probe') throw new InputError(`bench transfer: --backbones is for --profile probe, not '${name}'`);
   const list = backbones?.split(',').map((b) => b.trim()) ?? [];
   if (backbones !== undefined && list.some((b) => b === '')) throw new InputError(`bench transfer: --backbones wants a comma-separated list of backbones, got '${backbones}'`);
+  const cells = values.cells as string | undefined;
   const summary = await runTransfer({
-    profile: backbones !== undefined ? probeProfile(list) : PROFILES[name], out: (values.out as string | undefined) ?? `bench-results/transfer-${name}`,
+    profile: backbones !== undefined ? probeProfile(list) : cells !== undefined ? onlyCells(PROFILES[name], cells) : PROFILES[name], out: (values.out as string | undefined) ?? `bench-results/transfer-${name}`,
     jobs: intFlag(values.jobs as string | undefined, 'jobs', 2), threads: intFlag(values.threads as string | undefined, 'threads', 1),
     train: !values['report-only'], command: ['node bin/adafilter.js bench transfer', ...argv].join(' '),
   });
@@ -172,6 +178,17 @@ async function transfer(argv: string[]): Promise<number> {
   if (values.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
   else process.stdout.write(headline(summary) + '\n');
   return 0;
+}
+
+/** The defaults profile cut to the cells named in `list` (comma-separated), in that order. */
+export function onlyCells(p: Profile, list: string): Profile {
+  if (!p.defaults) throw new InputError(`bench transfer: --cells is for --profile defaults, not '${p.name}'`);
+  const ids = list.split(',').map((c) => c.trim());
+  const known = p.defaults.cells.map((c) => c.id);
+  const unknown = ids.find((c) => !known.includes(c));
+  if (unknown !== undefined) throw new InputError(`bench transfer: --cells: '${unknown}' is not a cell of profile ${p.name}; its cells: ${known.join(', ')}`);
+  if (new Set(ids).size !== ids.length) throw new InputError(`bench transfer: --cells names a cell twice: '${list}'`);
+  return { ...p, defaults: { ...p.defaults, cells: ids.map((c) => p.defaults!.cells.find((x) => x.id === c)!) } };
 }
 
 export const benchCommand: Command = {
