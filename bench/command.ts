@@ -174,13 +174,13 @@ async function transfer(argv: string[]): Promise<number> {
     jobs: intFlag(values.jobs as string | undefined, 'jobs', 2), threads: intFlag(values.threads as string | undefined, 'threads', 1),
     train: !values['report-only'], command: ['node bin/adafilter.js bench transfer', ...argv].join(' '),
   });
-  if (values.publish) process.stderr.write(`wrote ${publishResults(summary, values.publish as string)}\n`);
+  if (values.publish) process.stderr.write(`wrote ${publishResults(summary, values.publish as string, (l) => process.stderr.write(l + '\n'))}\n`);
   if (values.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
   else process.stdout.write(headline(summary) + '\n');
   return 0;
 }
 
-/** The defaults profile cut to the cells named in `list` (comma-separated), in that order. */
+/** The defaults profile measuring only the cells named in `list` (comma-separated), in that order. */
 export function onlyCells(p: Profile, list: string): Profile {
   if (!p.defaults) throw new InputError(`bench transfer: --cells is for --profile defaults, not '${p.name}'`);
   const ids = list.split(',').map((c) => c.trim());
@@ -188,7 +188,7 @@ export function onlyCells(p: Profile, list: string): Profile {
   const unknown = ids.find((c) => !known.includes(c));
   if (unknown !== undefined) throw new InputError(`bench transfer: --cells: '${unknown}' is not a cell of profile ${p.name}; its cells: ${known.join(', ')}`);
   if (new Set(ids).size !== ids.length) throw new InputError(`bench transfer: --cells names a cell twice: '${list}'`);
-  return { ...p, defaults: { ...p.defaults, cells: ids.map((c) => p.defaults!.cells.find((x) => x.id === c)!) } };
+  return { ...p, defaults: { ...p.defaults, only: ids } };
 }
 
 export const benchCommand: Command = {

@@ -12,6 +12,7 @@
  * trial's folder continued to the test score, which is how --auto makes its own final run
  * (src/train/search.ts) — except where --auto cross-validates (a fold's trial trains on other images).
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
@@ -23,6 +24,8 @@ import { isRunFolder, readResult, readRunConfig, RUN_FILES } from '../src/train/
 import { openDataset, openSource } from '../src/data/registry';
 import { Rng } from '../src/data/rng';
 import { writeFileAtomic } from '../src/io/atomic';
+import { shippedBackbone } from '../src/train/shipped';
+import { machineInfo } from './machine';
 import { encodePng, materialiseSubset } from './transfer-data';
 import { CellSpec, dataNameOf, DefaultsSpec, FolderSpec, folderDirOf } from './transfer-suite';
 
@@ -197,9 +200,30 @@ export interface DefaultsGapRow {
   autoMeets: boolean | null;
 }
 
+/**
+ * Where and on what a cell was measured. A cell's grid, default and --auto always come from one
+ * folder, so from one machine; cells of one report may come from different sittings and machines
+ * (mergeDefaults), and a cell counts only while its backbone's weights are the ones it was run on.
+ */
+export interface CellMeasured {
+  /** Of the report that read the cell's runs: the CPU, its bf16 instructions, cores. */
+  machine: string;
+  /** SHA-256 of the backbone's weights file (null: a backbone built from code, e.g. random resnet20). */
+  backboneSha256: string | null;
+  /** The newest result.json of the cell's runs (null: none finished). */
+  lastResultAt: string | null;
+  /** Trainings the cell's plan makes and the runs it reuses (see DefaultsReport). */
+  plannedTrainings: number;
+  reusedRuns: number;
+}
+
+export type DefaultsReportCell = Pick<DefaultsCellPlan, 'id' | 'group' | 'dataName' | 'backbone' | 'shots' | 'trainSize' | 'defaultSteps' | 'autoFolds' | 'budgetRule' | 'grid' | 'folder'> & { measured: CellMeasured };
+
 export interface DefaultsReport {
   lrFactors: number[]; budgetFactors: number[]; defaultGap: number; autoGap: number; seeds: number;
-  cells: (Pick<DefaultsCellPlan, 'id' | 'group' | 'dataName' | 'backbone' | 'shots' | 'trainSize' | 'defaultSteps' | 'autoFolds' | 'budgetRule' | 'grid' | 'folder'>)[];
+  /** Every cell of the profile, measured or not: the acceptance is about all of them. */
+  profileCells: string[];
+  cells: DefaultsReportCell[];
   runs: DefaultsRunRow[];
   gaps: DefaultsGapRow[];
   /** Over the rows with a finished grid, default and --auto. */
@@ -207,6 +231,30 @@ export interface DefaultsReport {
   /** Trainings the plan makes (grid points continued from a trial and the default-as-centre not counted), and those reused. */
   plannedTrainings: number;
   reusedRuns: number;
+}
+
+/** SHA-256 of a backbone's weights: a shipped name's file, or a path; null when it is built from code. */
+export function backboneDigest(backbone: string): string | null {
+  const file = shippedBackbone(backbone)?.file ?? (fs.existsSync(backbone) ? backbone : null);
+  return file ? crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex') : null;
+}
+
+function machineOf(): string {
+  const m = machineInfo();
+  return `${m.cpu} (bf16 instructions: ${m.cpu_bf16}), ${m.cores} cores`;
+}
+
+/** The newest result.json under a cell's folder, as an ISO time (null: none). */
+function lastResultAt(dir: string): string | null {
+  let newest = 0;
+  const walk = (d: string) => {
+    for (const e of fs.existsSync(d) ? fs.readdirSync(d, { withFileTypes: true }) : []) {
+      if (e.isDirectory()) walk(path.join(d, e.name));
+      else if (e.name === RUN_FILES.result) newest = Math.max(newest, fs.statSync(path.join(d, e.name)).mtimeMs);
+    }
+  };
+  walk(dir);
+  return newest ? new Date(newest).toISOString() : null;
 }
 
 /** Best by test accuracy (ties: earlier) and by validation (ties: lower loss, earlier) among finished points. */
@@ -265,13 +313,15 @@ export function withinPoints(gap: number, bound: number): boolean {
 export function defaultsReport(spec: DefaultsSpec, cells: DefaultsCellPlan[], seeds: number, out: string): DefaultsReport {
   const runs: DefaultsRunRow[] = [];
   const gaps: DefaultsGapRow[] = [];
-  let plannedTrainings = 0, reusedRuns = 0;
+  const counts = new Map<string, { plannedTrainings: number; reusedRuns: number }>();
   for (const c of cells) for (const m of spec.methods.filter((x) => c.methods.includes(x))) for (let s = 0; s < seeds; s++) {
     const seedDir = (d: string) => (seeds > 1 ? `${d}-s${s}` : d);
     const g = c.grid[m];
+    const n = counts.get(c.id) ?? { plannedTrainings: 0, reusedRuns: 0 };
+    counts.set(c.id, n);
     // Cross-validated: every trial once per fold, then a final run of its own.
-    plannedTrainings += searchGrid(m).length * c.autoFolds + (c.autoFolds > 1 ? 1 : 0) + g.points.filter((p) => p.fromTrial === null).length + (g.defaultIs === null ? 1 : 0);
-    reusedRuns += g.points.filter((p) => p.fromTrial !== null).length + (g.defaultIs !== null ? 1 : 0);
+    n.plannedTrainings += searchGrid(m).length * c.autoFolds + (c.autoFolds > 1 ? 1 : 0) + g.points.filter((p) => p.fromTrial === null).length + (g.defaultIs === null ? 1 : 0);
+    n.reusedRuns += g.points.filter((p) => p.fromTrial !== null).length + (g.defaultIs !== null ? 1 : 0);
     const rows = g.points.map((p) => readRow(seedDir(pointDir(out, c.id, m, p.key)), c.id, m, s, p)).filter((x): x is DefaultsRunRow => x !== null);
     runs.push(...rows);
     const defaultRow = g.defaultIs !== null ? rows.find((r) => r.point === g.defaultIs) ?? null
@@ -292,18 +342,66 @@ export function defaultsReport(spec: DefaultsSpec, cells: DefaultsCellPlan[], se
       autoGap, autoMeets: autoGap === null ? null : withinPoints(autoGap, spec.autoGap),
     });
   }
+  const machine = machineOf();
+  const digests = new Map<string, string | null>();
+  const digest = (b: string) => (digests.has(b) ? digests.get(b)! : (digests.set(b, backboneDigest(b)), digests.get(b)!));
+  const reportCells: DefaultsReportCell[] = cells.map((c) => ({
+    id: c.id, group: c.group, dataName: c.dataName, backbone: c.backbone, shots: c.shots, trainSize: c.trainSize, defaultSteps: c.defaultSteps, autoFolds: c.autoFolds, budgetRule: c.budgetRule, grid: c.grid, ...(c.folder ? { folder: c.folder } : {}),
+    measured: { machine, backboneSha256: digest(c.backbone), lastResultAt: lastResultAt(path.join(out, 'defaults', c.id)), ...(counts.get(c.id) ?? { plannedTrainings: 0, reusedRuns: 0 }) },
+  }));
+  return assembleDefaults(spec, seeds, spec.cells.map((c) => c.id), reportCells, runs, gaps);
+}
+
+/** A report from its cells, runs and gaps: the summary over the finished pairs, the plan's totals. */
+function assembleDefaults(spec: Pick<DefaultsSpec, 'lrFactors' | 'budgetFactors' | 'defaultGap' | 'autoGap'>, seeds: number, profileCells: string[],
+  cells: DefaultsReportCell[], runs: DefaultsRunRow[], gaps: DefaultsGapRow[]): DefaultsReport {
   const done = gaps.filter((x) => x.defaultGap !== null && x.autoGap !== null);
   const mean = (xs: number[]) => (xs.length ? xs.reduce((a, x) => a + x, 0) / xs.length : null);
   const max = (xs: number[]) => (xs.length ? Math.max(...xs) : null);
   return {
     lrFactors: spec.lrFactors, budgetFactors: spec.budgetFactors, defaultGap: spec.defaultGap, autoGap: spec.autoGap, seeds,
-    cells: cells.map((c) => ({ id: c.id, group: c.group, dataName: c.dataName, backbone: c.backbone, shots: c.shots, trainSize: c.trainSize, defaultSteps: c.defaultSteps, autoFolds: c.autoFolds, budgetRule: c.budgetRule, grid: c.grid, ...(c.folder ? { folder: c.folder } : {}) })),
-    runs, gaps,
+    profileCells, cells, runs, gaps,
     summary: {
       rows: done.length, defaultMeets: done.filter((x) => x.defaultMeets).length, autoMeets: done.filter((x) => x.autoMeets).length,
       meanDefaultGap: mean(done.map((x) => x.defaultGap!)), maxDefaultGap: max(done.map((x) => x.defaultGap!)),
       meanAutoGap: mean(done.map((x) => x.autoGap!)), maxAutoGap: max(done.map((x) => x.autoGap!)),
     },
-    plannedTrainings, reusedRuns,
+    plannedTrainings: cells.reduce((a, c) => a + c.measured.plannedTrainings, 0),
+    reusedRuns: cells.reduce((a, c) => a + c.measured.reusedRuns, 0),
+  };
+}
+
+/** Whether every (method, seed) pair of a cell has its grid, default and --auto finished. */
+export function cellFinished(d: DefaultsReport, cell: string): boolean {
+  const g = d.gaps.filter((x) => x.cell === cell);
+  return g.length > 0 && g.every((x) => x.defaultGap !== null && x.autoGap !== null);
+}
+
+/**
+ * The published report and a new one as one: the new report's cells, and the published cells it
+ * lacks or has not finished, kept only while their backbone's weights are still the ones they were
+ * measured on (`digestOf`, today's SHA-256 of a backbone) — so a measurement can span sittings and
+ * machines, cell by cell, and a backbone that changed drops the cells measured on the old one. The
+ * grid and bounds must agree (another grid is another measurement: the new report alone).
+ */
+export function mergeDefaults(published: DefaultsReport | undefined, next: DefaultsReport, digestOf: (backbone: string) => string | null = backboneDigest): { report: DefaultsReport; kept: string[]; dropped: string[] } {
+  const same = (a: DefaultsReport, b: DefaultsReport) => JSON.stringify([a.lrFactors, a.budgetFactors, a.defaultGap, a.autoGap, a.seeds]) === JSON.stringify([b.lrFactors, b.budgetFactors, b.defaultGap, b.autoGap, b.seeds]);
+  if (!published?.cells.every((c) => c.measured) || !same(published, next)) return { report: next, kept: [], dropped: [] };
+  const kept: string[] = [], dropped: string[] = [];
+  const take = new Map<string, DefaultsReport>(next.cells.map((c) => [c.id, next]));
+  for (const c of published.cells) {
+    if (take.has(c.id) && cellFinished(next, c.id)) continue;
+    if (!cellFinished(published, c.id)) continue;
+    if (c.measured.backboneSha256 === null || c.measured.backboneSha256 !== digestOf(c.backbone)) { dropped.push(c.id); continue; }
+    take.set(c.id, published);
+    kept.push(c.id);
+  }
+  const order = [...next.profileCells, ...published.profileCells.filter((id) => !next.profileCells.includes(id))];
+  const ids = [...take.keys()].sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  const from = (id: string) => take.get(id)!;
+  return {
+    report: assembleDefaults(next, next.seeds, next.profileCells, ids.map((id) => from(id).cells.find((c) => c.id === id)!),
+      ids.flatMap((id) => from(id).runs.filter((r) => r.cell === id)), ids.flatMap((id) => from(id).gaps.filter((g) => g.cell === id))),
+    kept, dropped,
   };
 }

@@ -92,13 +92,17 @@ export function probeHeadline(s: TransferSummary): string {
 /** The Answer line of the defaults profile (issue 14's acceptance). */
 export function defaultsHeadline(s: TransferSummary): string {
   const d = s.defaults!, m = d.summary;
+  // Reports before 2026-12-02 list every cell they planned; later ones name the profile's cells apart.
+  const all = d.profileCells ?? d.cells.map((c) => c.id);
+  const unmeasured = all.filter((id) => !d.cells.some((c) => c.id === id));
   if (!m.rows) return `**${s.profile}** (issue 14): no (cell, method) has its whole grid, default and --auto finished yet.`;
   return `**${s.profile}** (issue 14, against the grid point of best **test** accuracy, an oracle): the default run is within ${d.defaultGap} points on ` +
     `${m.defaultMeets} of ${m.rows} (cell, method) pairs (gap mean ${signed(m.meanDefaultGap)}, worst ${signed(m.maxDefaultGap)} points), ` +
     `--auto within ${d.autoGap} point on ${m.autoMeets} of ${m.rows} (mean ${signed(m.meanAutoGap)}, worst ${signed(m.maxAutoGap)}); ` +
     // Unfinished pairs count against the acceptance: it is about every cell.
-    `${d.gaps.length > m.rows ? `${d.gaps.length - m.rows} of ${d.gaps.length} pairs not finished; ` : ''}acceptance ` +
-    `**${m.defaultMeets === m.rows && m.autoMeets === m.rows && m.rows === d.gaps.length ? 'met' : 'not met'}**.`;
+    `${d.gaps.length > m.rows ? `${d.gaps.length - m.rows} of ${d.gaps.length} pairs not finished; ` : ''}` +
+    `${unmeasured.length ? `${unmeasured.length} of ${all.length} cells not measured (${unmeasured.join(', ')}); ` : ''}acceptance ` +
+    `**${m.defaultMeets === m.rows && m.autoMeets === m.rows && m.rows === d.gaps.length && !unmeasured.length ? 'met' : 'not met'}**.`;
 }
 
 /** Results of one seed differ between CPUs (Intel Xeon and AMD EPYC give different floats): the machine is part of a result. */
@@ -119,9 +123,13 @@ function defaultsSection(s: TransferSummary, level: string): string {
     `${d.budgetFactors.join(', ')} × the default rule's steps (\`--steps\`); seeds 0..${d.seeds - 1}.`);
   out.push(`- Trainings: ${d.plannedTrainings} planned; ${d.reusedRuns} runs are not trained again: each default run **is** its grid centre (both flags left out: ` +
     `the same options), and a point whose (lr, gate lr, budget) is one of --auto's trials is that trial's folder continued to the test score (as --auto makes its final run; not where --auto cross-validates).`);
-  out.push('', table(['cell', 'dataset', 'data', 'backbone', 'shots/class', 'train images', 'default steps', '--auto validates on'],
+  const measured = d.cells.some((c) => c.measured);
+  out.push('', table(['cell', 'dataset', 'data', 'backbone', 'shots/class', 'train images', 'default steps', '--auto validates on', ...(measured ? ['measured (last run finished; machine; weights SHA-256)'] : [])],
     d.cells.map((c) => [c.id, c.group, `\`${c.dataName.replace(/^(folder:)?\/.*\/data\//, '$1OUT/data/')}\``, c.backbone, c.shots ? String(c.shots) : 'all', String(c.trainSize), String(c.defaultSteps),
-      (c.autoFolds ?? 1) > 1 ? `${c.autoFolds}-fold cross-validation` : 'the validation split'])), '');
+      (c.autoFolds ?? 1) > 1 ? `${c.autoFolds}-fold cross-validation` : 'the validation split',
+      ...(measured ? [c.measured ? `${c.measured.lastResultAt?.slice(0, 16).replace('T', ' ') ?? '—'}; ${c.measured.machine}; ${c.measured.backboneSha256?.slice(0, 12) ?? '—'}` : '—'] : [])])), '');
+  const unmeasured = (d.profileCells ?? []).filter((id) => !d.cells.some((c) => c.id === id));
+  if (unmeasured.length) out.push(`Not measured yet: ${unmeasured.join(', ')}.`, '');
   if (s.cuts.length) out.push(`What this profile leaves out: ${s.cuts.join('; ')}.`, '');
   out.push(`${level} Gaps: default and --auto against the grid's best point (test accuracy %, points)`, '');
   out.push('The acceptance compares with the grid point of best **test** accuracy — an oracle no user has, chosen after looking at the test split; ' +

@@ -537,6 +537,8 @@ PROFILES.bf16 = {
  */
 export interface DefaultsSpec {
   cells: CellSpec[];
+  /** Measure only these cells, in this order (`bench transfer --cells`); the report still counts the others as unmeasured. */
+  only?: string[];
   methods: string[];
   /** Factors of the default lr (TRAIN_DEFAULTS.lr); 1 = the lr flag left out. */
   lrFactors: number[];

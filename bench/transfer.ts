@@ -22,7 +22,7 @@ import {
   BootstrapInterval, cellTable, datasetTable, errorPairs, layerFractions, MethodCellRow, pairedBootstrap, RunRecord,
 } from './transfer-stats';
 import { keepDiscussion, renderResults } from './transfer-report';
-import { defaultsJobs, defaultsReport, DefaultsCellPlan, DefaultsJob, DefaultsReport, planDefaultsCell, runDefaultsJob } from './transfer-defaults';
+import { defaultsJobs, defaultsReport, mergeDefaults, DefaultsCellPlan, DefaultsJob, DefaultsReport, planDefaultsCell, runDefaultsJob } from './transfer-defaults';
 
 export const BOOTSTRAP = { resamples: 10_000, seed: 7, level: 0.95 };
 
@@ -290,7 +290,8 @@ export async function runTransfer(o: TransferOptions): Promise<TransferSummary> 
   if (p.defaults) {
     // Issue 14's measurement: no method comparison, its own runs and report (transfer-defaults.ts).
     const plans: DefaultsCellPlan[] = [];
-    for (const c of p.defaults.cells) plans.push(await planDefaultsCell(p.defaults, c, out));
+    const d = p.defaults;
+    for (const c of d.only ? d.only.map((id) => d.cells.find((x) => x.id === id)!) : d.cells) plans.push(await planDefaultsCell(d, c, out));
     const jobs: Job[] = defaultsJobs(p.defaults, plans, p.seeds, threads, out).map((j) => ({ ...j, kind: 'cell' as const }));
     if (train) for (const [id, e] of await runPool(jobs, jobsN, log, (j) => j)) if (e) failures.push({ job: id, error: e });
     const summary = summarise(p, out, [], {}, [], failures, { command: o.command ?? '', startedAt, threads, jobs: jobsN });
@@ -546,9 +547,18 @@ function precisionRows(cells: CellPlan[], cellRows: Record<string, MethodCellRow
  * Copies the summary to DOCS/results/transfer-PROFILE.json and regenerates DOCS/results.md from
  * every summary there, keeping the hand-written discussion.
  */
-export function publishResults(summary: TransferSummary, docsDir: string): string {
+export function publishResults(summary: TransferSummary, docsDir: string, log: (line: string) => void = () => {}): string {
   const dir = path.join(docsDir, 'results');
   fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `transfer-${summary.profile}.json`);
+  if (summary.defaults && fs.existsSync(file)) {
+    // The defaults measurement spans sittings: the cells published before that this run lacks stay.
+    const published = (JSON.parse(fs.readFileSync(file, 'utf8')) as TransferSummary).defaults;
+    const { report, kept, dropped } = mergeDefaults(published, summary.defaults);
+    if (kept.length) log(`kept the published cells this run lacks: ${kept.join(', ')}`);
+    if (dropped.length) log(`dropped published cells measured on other weights of their backbone: ${dropped.join(', ')}`);
+    summary = { ...summary, defaults: report };
+  }
   writeJsonAtomic(path.join(dir, `transfer-${summary.profile}.json`), summary);
   const all: Record<string, TransferSummary> = {};
   for (const f of fs.readdirSync(dir).filter((x) => /^transfer-.*\.json$/.test(x)).sort()) {

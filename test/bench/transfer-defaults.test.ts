@@ -8,8 +8,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { CellSpec, DefaultsSpec, Profile, PROFILES } from '../../bench/transfer-suite';
-import { gridFor, materialiseFolder, runOptions, withinPoints } from '../../bench/transfer-defaults';
-import { runTransfer } from '../../bench/transfer';
+import { backboneDigest, cellFinished, DefaultsReport, gridFor, materialiseFolder, mergeDefaults, runOptions, withinPoints } from '../../bench/transfer-defaults';
+import { publishResults, runTransfer } from '../../bench/transfer';
+import { onlyCells } from '../../bench/command';
 import { headline } from '../../bench/transfer-report';
 import { openDataset } from '../../src/data/registry';
 import { resolveOptions } from '../../src/train/options';
@@ -154,6 +155,72 @@ test('end to end: a grid point, the default (= the grid centre, continued from -
   // Report only: nothing trains, the same report from the folders.
   const again = await runTransfer({ profile: tiny, out, jobs: 1, threads: 1, train: false, log: () => {} });
   assert.deepEqual(again.defaults, s.defaults);
+
+  // --cells: a profile with a second cell that measures only the first (report only: nothing trains) counts the other as not measured.
+  const other: CellSpec = { ...cell, id: 'qd-other', data: 'quickdraw:303-305' };
+  const two: Profile = { ...tiny, defaults: { ...spec, cells: [cell, other] } };
+  const part = await runTransfer({ profile: onlyCells(two, 'qd-3shot'), out, jobs: 1, threads: 1, train: false, log: () => {} });
+  assert.deepEqual(part.defaults!.profileCells, ['qd-3shot', 'qd-other']);
+  assert.deepEqual(part.defaults!.cells.map((c) => c.id), ['qd-3shot']);
+  assert.ok(!fs.existsSync(path.join(out, 'defaults', 'qd-other')), 'the cell left out is not planned or trained');
+  const allMet = { ...part.defaults!, gaps: part.defaults!.gaps.map((x) => ({ ...x, defaultMeets: true, autoMeets: true })), summary: { ...part.defaults!.summary, defaultMeets: 1, autoMeets: 1 } };
+  assert.match(headline({ ...part, defaults: allMet }), /1 of 2 cells not measured \(qd-other\); acceptance \*\*not met\*\*/);
+
+  // Publishing across sittings: a published finished cell this run lacks stays while its backbone's weights are the same ones.
+  const m = s.defaults!.cells[0].measured;
+  assert.equal(m.backboneSha256, null, 'a backbone built from code has no weights file');
+  assert.ok(m.lastResultAt !== null && Date.parse(m.lastResultAt) <= Date.now());
+  assert.equal(m.plannedTrainings, d.plannedTrainings);
+  const renamed = (r: DefaultsReport, id: string, sha: string | null): DefaultsReport => ({
+    ...r, profileCells: [cell.id, id],
+    cells: r.cells.map((c) => ({ ...c, id, measured: { ...c.measured, backboneSha256: sha } })),
+    runs: r.runs.map((x) => ({ ...x, cell: id })), gaps: r.gaps.map((x) => ({ ...x, cell: id })),
+  });
+  const published = renamed(s.defaults!, 'qd-other', 'aa');
+  const next = { ...s.defaults!, profileCells: [cell.id, 'qd-other'] };
+  const merged = mergeDefaults(published, next, () => 'aa');
+  assert.deepEqual([merged.kept, merged.dropped], [['qd-other'], []]);
+  assert.deepEqual(merged.report.cells.map((c) => c.id), ['qd-3shot', 'qd-other'], 'in the profile\'s order');
+  assert.deepEqual(merged.report.gaps.map((g) => g.cell), ['qd-3shot', 'qd-other']);
+  assert.equal(merged.report.runs.length, 2 * s.defaults!.runs.length);
+  assert.equal(merged.report.summary.rows, 2);
+  assert.equal(merged.report.plannedTrainings, 2 * d.plannedTrainings);
+  close(merged.report.summary.meanDefaultGap!, d.summary.meanDefaultGap!);
+  // Other weights now: the published cell is dropped.
+  const stale = mergeDefaults(published, next, () => 'bb');
+  assert.deepEqual([stale.kept, stale.dropped, stale.report.cells.map((c) => c.id)], [[], ['qd-other'], ['qd-3shot']]);
+  // A cell this run has not finished takes the published, finished one; one it has finished replaces it.
+  const unfinishedHere: DefaultsReport = { ...next, gaps: next.gaps.map((g) => ({ ...g, autoGap: null })) };
+  assert.ok(!cellFinished(unfinishedHere, 'qd-3shot'));
+  const back = mergeDefaults(renamed(s.defaults!, 'qd-3shot', 'aa'), unfinishedHere, () => 'aa');
+  assert.deepEqual(back.kept, ['qd-3shot']);
+  assert.ok(cellFinished(back.report, 'qd-3shot'));
+  assert.deepEqual(mergeDefaults(renamed(s.defaults!, 'qd-3shot', 'aa'), next, () => 'aa').kept, []);
+  // Another grid is another measurement: nothing is kept.
+  assert.deepEqual(mergeDefaults({ ...published, lrFactors: [0.3, 1] }, next, () => 'aa').kept, []);
+  // publishResults merges with what DOCS/results holds (here: the published cell on the shipped default, whose digest is today's).
+  const docs = tmpDir('docs');
+  fs.mkdirSync(path.join(docs, 'results'));
+  const onDefault = renamed(s.defaults!, 'qd-other', backboneDigest('default'));
+  onDefault.cells = onDefault.cells.map((c) => ({ ...c, backbone: 'default' }));
+  fs.writeFileSync(path.join(docs, 'results', `transfer-${s.profile}.json`), JSON.stringify({ ...s, defaults: onDefault }));
+  const logs: string[] = [];
+  publishResults({ ...s, defaults: next }, docs, (l) => logs.push(l));
+  const pub = JSON.parse(fs.readFileSync(path.join(docs, 'results', `transfer-${s.profile}.json`), 'utf8'));
+  assert.deepEqual(pub.defaults.cells.map((c: { id: string }) => c.id), ['qd-3shot', 'qd-other']);
+  assert.deepEqual(logs, ['kept the published cells this run lacks: qd-other']);
+  assert.match(fs.readFileSync(path.join(docs, 'results.md'), 'utf8'), /qd-other/);
+});
+
+test('backboneDigest: the SHA-256 of a shipped backbone\'s weights file, or of a path', () => {
+  const { createHash } = require('node:crypto') as typeof import('node:crypto');
+  const { shippedBackbone } = require('../../src/train/shipped') as typeof import('../../src/train/shipped');
+  const file = shippedBackbone('default')!.file;
+  const want = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  assert.equal(backboneDigest('default'), want);
+  assert.equal(backboneDigest(file), want);
+  assert.notEqual(backboneDigest('doodles-resnet20'), want);
+  assert.equal(backboneDigest('resnet20'), null);
 });
 
 test('gap bounds: a gap of exactly the bound, computed from test counts, is within it; one image more is not', () => {

@@ -206,7 +206,10 @@ test('cli: bench transfer refuses an unknown profile with one line and exit 2', 
   const cli = path.resolve(__dirname, '..', '..', '..', 'bin', 'adafilter.js');
   for (const [args, re] of [[['--profile', 'huge'], /--profile must be one of quick, full, variants, budget, budget-variants, budget6, shots100, fidelity-search, fidelity, backbones, probe, related, bf16, defaults, got 'huge'/], [[], /--profile must be one of/], [['--profile', 'quick', '--jobs', '0'], /--jobs: expected an integer >= 1/],
     [['--profile', 'full', '--backbones', 'default'], /--backbones is for --profile probe, not 'full'/], [['--profile', 'probe', '--backbones', 'default,,x'], /comma-separated list/],
-    [['--profile', 'probe', '--backbones', '/a/v2.safetensors,/b/v2.safetensors'], /two backbones are both called 'v2'/]] as [string[], RegExp][]) {
+    [['--profile', 'probe', '--backbones', '/a/v2.safetensors,/b/v2.safetensors'], /two backbones are both called 'v2'/],
+    [['--profile', 'full', '--cells', 'x'], /--cells is for --profile defaults, not 'full'/],
+    [['--profile', 'defaults', '--cells', 'mnist-5shot,nope'], /'nope' is not a cell of profile defaults; its cells: heldout-quickdraw335, .*devanagari-20shot$/m],
+    [['--profile', 'defaults', '--cells', 'mnist-5shot,mnist-5shot'], /names a cell twice/]] as [string[], RegExp][]) {
     const r = spawnSync(process.execPath, [cli, 'bench', 'transfer', ...args], { encoding: 'utf8' });
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, re);
