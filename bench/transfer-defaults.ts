@@ -179,6 +179,8 @@ export async function runDefaultsJob(j: DefaultsJob): Promise<void> {
 export interface DefaultsRunRow {
   cell: string; method: string; seed: number; point: string; lrFactor: number; budgetFactor: number;
   lr: number; gateLr: number; steps: number | null; valAcc: number; valLoss: number; testAcc: number; bestEpoch: number;
+  /** Images in the test split (the resolution of its accuracy: one image is 100 / n points). */
+  testImages: number;
   trainSeconds: number; secondsPerStep: number | null;
   /** Set when this point's training is --auto's trial (continued to the test score), not a run of its own. */
   continuedFromTrial: number | null;
@@ -192,6 +194,11 @@ export interface DefaultsGapRow {
   /** The grid's best point by validation accuracy (ties: lower validation loss, the earlier point): what a validation search would pick. */
   bestByVal: { point: string; testAcc: number; valAcc: number } | null;
   default: { testAcc: number; sameRunAs: string | null } | null;
+  /**
+   * The binomial standard error of the grid best's test accuracy, in points (null: grid unfinished):
+   * the noise of one seed's test score, against which the 2- and 1-point bounds are read.
+   */
+  testSe: number | null;
   /** Points of test accuracy: grid best − default (positive: the default is worse). */
   defaultGap: number | null;
   defaultMeets: boolean | null;
@@ -257,6 +264,11 @@ function lastResultAt(dir: string): string | null {
   return newest ? new Date(newest).toISOString() : null;
 }
 
+/** The standard error of an accuracy p measured on n images, in points. */
+export function binomialSe(p: number, n: number): number {
+  return 100 * Math.sqrt((p * (1 - p)) / n);
+}
+
 /** Best by test accuracy (ties: earlier) and by validation (ties: lower loss, earlier) among finished points. */
 export function bestPoints(rows: Pick<DefaultsRunRow, 'point' | 'testAcc' | 'valAcc' | 'valLoss'>[]) {
   let byTest: (typeof rows)[number] | null = null, byVal: (typeof rows)[number] | null = null;
@@ -274,7 +286,7 @@ function readRow(dir: string, cell: string, method: string, seed: number, p: Gri
   const cfg = readRunConfig(dir);
   return {
     cell, method, seed, point: p.key, lrFactor: p.lrFactor, budgetFactor: p.budgetFactor, lr: cfg.lr, gateLr: cfg.gateLr, steps: cfg.steps ?? null,
-    valAcc: r.val.acc, valLoss: r.val.loss, testAcc: r.test.acc, bestEpoch: r.bestEpoch, trainSeconds: r.trainSeconds,
+    valAcc: r.val.acc, valLoss: r.val.loss, testAcc: r.test.acc, bestEpoch: r.bestEpoch, testImages: r.test.examples, trainSeconds: r.trainSeconds,
     secondsPerStep: cfg.steps ? r.trainSeconds / cfg.steps : null, continuedFromTrial: p.fromTrial,
   };
 }
@@ -336,6 +348,7 @@ export function defaultsReport(spec: DefaultsSpec, cells: DefaultsCellPlan[], se
     gaps.push({
       cell: c.id, group: c.group, method: m, seed: s, gridPoints: g.points.length, gridFinished: rows.length,
       bestByTest: complete ? byTest : null, bestByVal: complete ? byVal : null,
+      testSe: complete && byTest ? binomialSe(byTest.testAcc, rows[0].testImages) : null,
       default: defaultRow ? { testAcc: defaultRow.testAcc, sameRunAs: g.defaultIs } : null,
       defaultGap, defaultMeets: defaultGap === null ? null : withinPoints(defaultGap, spec.defaultGap),
       auto: ar && search ? { testAcc: ar.test.acc, lr: search.lr, gateLr: search.gateLr, budget: search.budget ?? 1, folds: search.folds ?? 1, chosenTrial: search.chosen } : null,

@@ -133,11 +133,13 @@ function defaultsSection(s: TransferSummary, level: string): string {
   if (s.cuts.length) out.push(`What this profile leaves out: ${s.cuts.join('; ')}.`, '');
   out.push(`${level} Gaps: default and --auto against the grid's best point (test accuracy %, points)`, '');
   out.push('The acceptance compares with the grid point of best **test** accuracy — an oracle no user has, chosen after looking at the test split; ' +
-    'the best point by **validation** accuracy (what a validation search over the same grid would pick) is shown beside it. Gap = grid best − run, in points ' +
+    'the best point by **validation** accuracy (what a validation search over the same grid would pick) is shown beside it. ' +
+    'Its test SE is the binomial standard error of one seed\'s test accuracy on that cell\'s test images: the best of 9 noisy points sits above their true level by about 1.5 SE where they are equally good. Gap = grid best − run, in points ' +
     `(positive: the run is worse); meets: default gap ≤ ${d.defaultGap}, --auto gap ≤ ${d.autoGap}.`, '');
-  out.push(table(['cell', 'method', 'grid best by test (point)', 'grid best by val: test (point)', 'default', 'default gap', 'meets', '--auto (lr, gate lr, budget)', 'auto gap', 'meets'],
+  out.push(table(['cell', 'method', 'grid best by test (point)', 'its test SE', 'grid best by val: test (point)', 'default', 'default gap', 'meets', '--auto (lr, gate lr, budget)', 'auto gap', 'meets'],
     d.gaps.map((g) => [g.cell, g.method,
       g.bestByTest ? `${pct(g.bestByTest.testAcc)} (${g.bestByTest.point})` : `${g.gridFinished}/${g.gridPoints} points`,
+      g.testSe != null ? `±${g.testSe.toFixed(1)}` : '—',
       g.bestByVal ? `${pct(g.bestByVal.testAcc)} (${g.bestByVal.point})` : '—',
       g.default ? `${pct(g.default.testAcc)}${g.default.sameRunAs ? ` (= ${g.default.sameRunAs})` : ''}` : '—', signed(g.defaultGap), yesNo(g.defaultMeets),
       g.auto ? `${pct(g.auto.testAcc)} (${g.auto.lr}${g.auto.gateLr !== null ? `, ${g.auto.gateLr}` : ''}, ${g.auto.budget ?? 1}×)` : '—', signed(g.autoGap), yesNo(g.autoMeets)])), '');

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { CellSpec, DefaultsSpec, Profile, PROFILES } from '../../bench/transfer-suite';
-import { backboneDigest, cellFinished, DefaultsReport, gridFor, materialiseFolder, mergeDefaults, runOptions, withinPoints } from '../../bench/transfer-defaults';
+import { backboneDigest, binomialSe, cellFinished, DefaultsReport, gridFor, materialiseFolder, mergeDefaults, runOptions, withinPoints } from '../../bench/transfer-defaults';
 import { publishResults, runTransfer } from '../../bench/transfer';
 import { onlyCells } from '../../bench/command';
 import { headline } from '../../bench/transfer-report';
@@ -135,6 +135,8 @@ test('end to end: a grid point, the default (= the grid centre, continued from -
   const byVal = centre.valAcc > half.valAcc || (centre.valAcc === half.valAcc && centre.valLoss < half.valLoss) ? centre : half;
   assert.equal(g.bestByVal!.point, byVal.point);
   close(g.defaultGap!, 100 * (bestT.testAcc - centre.testAcc));
+  assert.equal(centre.testImages, centreResult.test.examples);
+  close(g.testSe!, 100 * Math.sqrt(bestT.testAcc * (1 - bestT.testAcc) / centreResult.test.examples));
   close(g.autoGap!, 100 * (bestT.testAcc - auto.test.acc));
   assert.equal(g.default!.sameRunAs, centre.point);
   assert.equal(g.defaultMeets, g.defaultGap! <= 2);
@@ -221,6 +223,13 @@ test('backboneDigest: the SHA-256 of a shipped backbone\'s weights file, or of a
   assert.equal(backboneDigest(file), want);
   assert.notEqual(backboneDigest('doodles-resnet20'), want);
   assert.equal(backboneDigest('resnet20'), null);
+});
+
+test('binomialSe: hand-computed values', () => {
+  close(binomialSe(0.75, 200), 100 * Math.sqrt(0.1875 / 200)); // 3.06 points
+  assert.ok(Math.abs(binomialSe(0.75, 200) - 3.0619) < 1e-4);
+  assert.equal(binomialSe(1, 120), 0);
+  close(binomialSe(0.5, 100), 5);
 });
 
 test('gap bounds: a gap of exactly the bound, computed from test counts, is within it; one image more is not', () => {
