@@ -89,12 +89,16 @@ export function probeHeadline(s: TransferSummary): string {
   return `**${s.profile}** (linear-probe test accuracy averaged over each backbone's cells, mean of ${s.settings.seeds} seeds per cell): ${parts.join('; ')}.${goal}`;
 }
 
+/** The profile's cells a defaults report has no runs of (reports before 2026-12-02 list every cell they planned: none). */
+function unmeasuredCells(d: NonNullable<TransferSummary['defaults']>): string[] {
+  return (d.profileCells ?? []).filter((id) => !d.cells.some((c) => c.id === id));
+}
+
 /** The Answer line of the defaults profile (issue 14's acceptance). */
 export function defaultsHeadline(s: TransferSummary): string {
   const d = s.defaults!, m = d.summary;
-  // Reports before 2026-12-02 list every cell they planned; later ones name the profile's cells apart.
   const all = d.profileCells ?? d.cells.map((c) => c.id);
-  const unmeasured = all.filter((id) => !d.cells.some((c) => c.id === id));
+  const unmeasured = unmeasuredCells(d);
   if (!m.rows) return `**${s.profile}** (issue 14): no (cell, method) has its whole grid, default and --auto finished yet.`;
   return `**${s.profile}** (issue 14, against the grid point of best **test** accuracy, an oracle): the default run is within ${d.defaultGap} points on ` +
     `${m.defaultMeets} of ${m.rows} (cell, method) pairs (gap mean ${signed(m.meanDefaultGap)}, worst ${signed(m.maxDefaultGap)} points), ` +
@@ -128,7 +132,7 @@ function defaultsSection(s: TransferSummary, level: string): string {
     d.cells.map((c) => [c.id, c.group, `\`${c.dataName.replace(/^(folder:)?\/.*\/data\//, '$1OUT/data/')}\``, c.backbone, c.shots ? String(c.shots) : 'all', String(c.trainSize), String(c.defaultSteps),
       (c.autoFolds ?? 1) > 1 ? `${c.autoFolds}-fold cross-validation` : 'the validation split',
       ...(measured ? [c.measured ? `${c.measured.lastResultAt?.slice(0, 16).replace('T', ' ') ?? '—'}; ${c.measured.machine}; ${c.measured.backboneSha256?.slice(0, 12) ?? '—'}` : '—'] : [])])), '');
-  const unmeasured = (d.profileCells ?? []).filter((id) => !d.cells.some((c) => c.id === id));
+  const unmeasured = unmeasuredCells(d);
   if (unmeasured.length) out.push(`Not measured yet: ${unmeasured.join(', ')}.`, '');
   if (s.cuts.length) out.push(`What this profile leaves out: ${s.cuts.join('; ')}.`, '');
   out.push(`${level} Gaps: default and --auto against the grid's best point (test accuracy %, points)`, '');

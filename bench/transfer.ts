@@ -559,7 +559,7 @@ export function publishResults(summary: TransferSummary, docsDir: string, log: (
     if (dropped.length) log(`dropped published cells measured on other weights of their backbone: ${dropped.join(', ')}`);
     summary = { ...summary, defaults: report };
   }
-  writeJsonAtomic(path.join(dir, `transfer-${summary.profile}.json`), summary);
+  writeJsonAtomic(file, summary);
   const all: Record<string, TransferSummary> = {};
   for (const f of fs.readdirSync(dir).filter((x) => /^transfer-.*\.json$/.test(x)).sort()) {
     const s = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as TransferSummary;
